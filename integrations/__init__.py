@@ -1,0 +1,1 @@
+"""obskit.integrations: hooks into frameworks and servers, each enabled only when its library imports."""

@@ -1,0 +1,61 @@
+"""obskit: one call at start-up for correlated traces, logs and metrics.
+
+    import obskit
+    obskit.init(service_name="checkout")
+    log = obskit.get_logger(__name__)
+    with obskit.span("charge", order_id=42):
+        log.info("charging")          # carries trace_id and span_id
+
+Everything here is the public surface; modules prefixed ``_`` are private.
+"""
+
+from __future__ import annotations
+
+from ._config import Config
+from ._errors import (
+    BulkheadFullError,
+    CallTimeoutError,
+    CircuitOpenError,
+    ConfigError,
+    MetricError,
+    ObskitError,
+    ResilienceError,
+)
+from ._logging import get_logger
+from ._metrics import counter, gauge, histogram, metrics_asgi_app, metrics_wsgi_app
+from ._resilience import CircuitBreaker, CircuitState, bulkhead, circuit_breaker, retry, timeout
+from ._telemetry import Telemetry, force_flush, get_tracer, init, shutdown
+from ._tracing import span, traced
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BulkheadFullError",
+    "CallTimeoutError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "Config",
+    "ConfigError",
+    "MetricError",
+    "ObskitError",
+    "ResilienceError",
+    "Telemetry",
+    "__version__",
+    "bulkhead",
+    "circuit_breaker",
+    "counter",
+    "force_flush",
+    "gauge",
+    "get_logger",
+    "get_tracer",
+    "histogram",
+    "init",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
+    "retry",
+    "shutdown",
+    "span",
+    "timeout",
+    "traced",
+]

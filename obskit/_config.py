@@ -1,0 +1,540 @@
+"""Settings: one declarative table, resolved as argument > ``OBSKIT_*`` > ``OTEL_*`` > default.
+
+The table (``OPTIONS``) is the single source of truth: ``init()``'s keywords, the environment variables,
+the accepted values quoted in warnings and ``docs/configuration.md`` (kept in step by a test) all come
+from it. A bad value never stops the application: it is reported once, naming the option or variable and
+what is accepted (never the value of a secret), and the default is used; under ``strict`` it raises
+:class:`~obskit.ConfigError` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
+
+from ._errors import ConfigError
+
+__all__ = ["OPTIONS", "Config", "Option", "resolve"]
+
+_MASK = "****"
+
+_LOG_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+    "FATAL": logging.CRITICAL,
+}
+
+
+class _Invalid(ValueError):
+    """A value failed to parse; the message says what is accepted, never what was given."""
+
+
+# --- parsers: each takes a Python value or an environment string and returns the typed value ----------
+
+
+def _p_str(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _Invalid("a non-empty string")
+    return v.strip()
+
+
+def _p_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+    raise _Invalid("true/false (1, 0, yes, no, on, off)")
+
+
+def _p_protocol(v: Any) -> str:
+    s = str(v).strip().lower()
+    if s == "grpc":
+        return "grpc"
+    if s in ("http/protobuf", "http"):
+        return "http/protobuf"
+    raise _Invalid("'grpc' or 'http/protobuf'")
+
+
+def _p_url(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Invalid("an http:// or https:// URL such as http://localhost:4317")
+    s = v.strip()
+    try:
+        u = urllib.parse.urlsplit(s)
+        port = u.port  # raises ValueError on a non-numeric port
+    except ValueError:
+        raise _Invalid("an http:// or https:// URL such as http://localhost:4317") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise _Invalid("an http:// or https:// URL such as http://localhost:4317")
+    del port
+    return s.rstrip("/") if u.path in ("", "/") else s
+
+
+def _p_headers(v: Any) -> dict[str, str]:
+    if isinstance(v, Mapping):
+        out = {str(k).strip().lower(): str(val) for k, val in v.items()}
+    elif isinstance(v, str):
+        out = {}
+        for part in v.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise _Invalid("comma-separated key=value pairs, e.g. 'api-key=abc,x-team=pay'")
+            out[urllib.parse.unquote(key.strip()).lower()] = urllib.parse.unquote(val.strip())
+    else:
+        raise _Invalid("a dict or comma-separated key=value pairs")
+    if any(not k for k in out):
+        raise _Invalid("comma-separated key=value pairs with non-empty keys")
+    return out
+
+
+def _p_ratio(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise _Invalid("a number from 0.0 to 1.0") from None
+    if not 0.0 <= f <= 1.0:
+        raise _Invalid("a number from 0.0 to 1.0")
+    return f
+
+
+def _p_level(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return v
+    if isinstance(v, str) and v.strip().upper() in _LOG_LEVELS:
+        return _LOG_LEVELS[v.strip().upper()]
+    raise _Invalid("one of DEBUG, INFO, WARNING, ERROR, CRITICAL (or a logging level number)")
+
+
+def _p_format(v: Any) -> str:
+    s = str(v).strip().lower()
+    if s in ("json", "console", "auto"):
+        return s
+    raise _Invalid("'json', 'console' or 'auto'")
+
+
+def _p_port(v: Any) -> int:
+    try:
+        p = int(v)
+    except (TypeError, ValueError):
+        raise _Invalid("a TCP port number from 0 to 65535 (0 picks a free port)") from None
+    if isinstance(v, bool) or not 0 <= p <= 65535:
+        raise _Invalid("a TCP port number from 0 to 65535 (0 picks a free port)")
+    return p
+
+
+def _p_names(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        items = [x.strip() for x in v.split(",")]
+    elif isinstance(v, Sequence | set | frozenset):
+        items = [str(x).strip() for x in v]
+    else:
+        raise _Invalid("a list of names or a comma-separated string")
+    return tuple(x for x in items if x)
+
+
+def _p_integrations(v: Any) -> tuple[str, ...] | str:
+    if isinstance(v, str) and v.strip().lower() in ("auto", "none", ""):
+        return v.strip().lower() or "none"
+    if v is False:
+        return "none"
+    return _p_names(v)
+
+
+def _p_pos_seconds(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise _Invalid("a positive number of seconds") from None
+    if not f > 0:
+        raise _Invalid("a positive number of seconds")
+    return f
+
+
+def _p_millis(v: Any) -> float:
+    """OTel's spec gives these in milliseconds (the Python exporters wrongly read seconds)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise _Invalid("a positive number of milliseconds") from None
+    if not f > 0:
+        raise _Invalid("a positive number of milliseconds")
+    return f / 1000.0
+
+
+def _p_exporter(v: Any) -> str:
+    s = str(v).strip().lower()
+    if s in ("otlp", "none", "console"):
+        return s
+    raise _Invalid("'otlp', 'console' or 'none'")
+
+
+def _p_pos_int(v: Any) -> int:
+    try:
+        i = int(v)
+    except (TypeError, ValueError):
+        raise _Invalid("a positive whole number") from None
+    if isinstance(v, bool) or i <= 0:
+        raise _Invalid("a positive whole number")
+    return i
+
+
+def _p_kv(v: Any) -> dict[str, str]:
+    if isinstance(v, Mapping):
+        return {str(k): str(val) for k, val in v.items()}
+    if not isinstance(v, str):
+        raise _Invalid("comma-separated key=value pairs")
+    out: dict[str, str] = {}
+    for part in v.split(","):
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise _Invalid("comma-separated key=value pairs, e.g. 'team=payments,region=eu'")
+        out[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(val.strip())
+    return out
+
+
+def _p_sampler(v: Any) -> tuple[bool, float | None]:
+    """``OTEL_TRACES_SAMPLER`` -> (parent_based, fixed ratio or None to read the ``_ARG``)."""
+    s = str(v).strip().lower()
+    table: dict[str, tuple[bool, float | None]] = {
+        "always_on": (False, 1.0),
+        "always_off": (False, 0.0),
+        "traceidratio": (False, None),
+        "parentbased_always_on": (True, 1.0),
+        "parentbased_always_off": (True, 0.0),
+        "parentbased_traceidratio": (True, None),
+    }
+    if s not in table:
+        raise _Invalid(", ".join(table))
+    return table[s]
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting: its ``init()`` keyword, its variables, how to parse it and what it means."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    doc: str
+    obskit_env: str | None = None
+    otel_env: str | None = None
+    arg: bool = True  # an init() keyword (otherwise environment only)
+    secret: bool = False
+    accepted: str = ""  # for the docs; warnings use the parser's own words
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.obskit_env, self.otel_env) if v)
+
+
+def _o(name: str, parse: Callable[[Any], Any], default: Any, doc: str, **kw: Any) -> Option:
+    return Option(name, parse, default, doc, **kw)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _o("service_name", _p_str, None, "Logical service name (`service.name`).",
+       obskit_env="OBSKIT_SERVICE_NAME", otel_env="OTEL_SERVICE_NAME", accepted="string",),
+    _o("service_version", _p_str, None, "Service version (`service.version`).",
+       obskit_env="OBSKIT_SERVICE_VERSION", accepted="string"),
+    _o("environment", _p_str, None, "Deployment environment (`deployment.environment.name`).",
+       obskit_env="OBSKIT_ENVIRONMENT", accepted="string"),
+    _o("resource_attributes", _p_kv, {}, "Extra resource attributes; `service.name`, `service.version` "
+       "and `deployment.environment(.name)` here fill the options above when those are unset.",
+       obskit_env="OBSKIT_RESOURCE_ATTRIBUTES", otel_env="OTEL_RESOURCE_ATTRIBUTES", arg=False,
+       accepted="k=v,k2=v2"),
+    _o("otlp_endpoint", _p_url, None, "Collector base URL; `/v1/traces`, `/v1/logs`, `/v1/metrics` are "
+       "appended for HTTP. Unset: nothing is exported.",
+       obskit_env="OBSKIT_OTLP_ENDPOINT", otel_env="OTEL_EXPORTER_OTLP_ENDPOINT",
+       accepted="http(s) URL, e.g. http://localhost:4317"),
+    _o("otlp_traces_endpoint", _p_url, None, "Full URL for spans only (used as is).",
+       otel_env="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", arg=False, accepted="http(s) URL"),
+    _o("otlp_metrics_endpoint", _p_url, None, "Full URL for metrics only (used as is).",
+       otel_env="OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", arg=False, accepted="http(s) URL"),
+    _o("otlp_logs_endpoint", _p_url, None, "Full URL for log records only (used as is).",
+       otel_env="OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", arg=False, accepted="http(s) URL"),
+    _o("otlp_protocol", _p_protocol, None, "OTLP transport. Unset: `http/protobuf` when the endpoint's port "
+       "is 4318, else `grpc`.",
+       obskit_env="OBSKIT_OTLP_PROTOCOL", otel_env="OTEL_EXPORTER_OTLP_PROTOCOL",
+       accepted="grpc, http/protobuf"),
+    _o("otlp_headers", _p_headers, {}, "Headers sent with every export (e.g. an API key). Masked in reprs.",
+       obskit_env="OBSKIT_OTLP_HEADERS", otel_env="OTEL_EXPORTER_OTLP_HEADERS", secret=True,
+       accepted="k=v,k2=v2 (URL-encoded) or a dict"),
+    _o("export_timeout", _p_pos_seconds, 10.0, "Seconds one export call may take. The OTel variable is in "
+       "milliseconds, as the spec says.",
+       obskit_env="OBSKIT_EXPORT_TIMEOUT", arg=False, accepted="seconds > 0"),
+    _o("export_timeout_otel", _p_millis, None, "Same as `export_timeout`, in milliseconds.",
+       otel_env="OTEL_EXPORTER_OTLP_TIMEOUT", arg=False, accepted="milliseconds > 0"),
+    _o("traces", _p_bool, True, "Set up tracing.", obskit_env="OBSKIT_TRACES", accepted="bool"),
+    _o("logs", _p_bool, True, "Set up logging (structlog + stdlib) and, with an endpoint, OTLP log export.",
+       obskit_env="OBSKIT_LOGS", accepted="bool"),
+    _o("metrics", _p_bool, True, "Set up metrics exposition and, with an endpoint, OTLP metric export.",
+       obskit_env="OBSKIT_METRICS", accepted="bool"),
+    _o("traces_exporter", _p_exporter, "otlp", "Where spans go (`none` keeps tracing but exports nothing).",
+       otel_env="OTEL_TRACES_EXPORTER", arg=False, accepted="otlp, console, none"),
+    _o("logs_exporter", _p_exporter, "otlp", "Where log records go besides the console.",
+       otel_env="OTEL_LOGS_EXPORTER", arg=False, accepted="otlp, console, none"),
+    _o("metrics_exporter", _p_exporter, "otlp", "Where metrics are pushed besides `/metrics`.",
+       otel_env="OTEL_METRICS_EXPORTER", arg=False, accepted="otlp, console, none"),
+    _o("disabled", _p_bool, False, "Turn the OpenTelemetry SDK off: spans are no-ops, nothing is exported; "
+       "logs still print and `/metrics` still serves.",
+       obskit_env="OBSKIT_DISABLED", otel_env="OTEL_SDK_DISABLED", arg=False, accepted="bool"),
+    _o("sample_ratio", _p_ratio, None, "Fraction of new traces sampled (parent-based: children follow their "
+       "parent). Unset: from `OTEL_TRACES_SAMPLER`/`_ARG`, else 1.0.",
+       obskit_env="OBSKIT_SAMPLE_RATIO", accepted="0.0 to 1.0"),
+    _o("traces_sampler", _p_sampler, None, "OTel sampler name, used when `sample_ratio` is unset.",
+       otel_env="OTEL_TRACES_SAMPLER", arg=False,
+       accepted="always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, "
+                "parentbased_traceidratio"),
+    _o("traces_sampler_arg", _p_ratio, None, "Ratio for the `*traceidratio` samplers.",
+       otel_env="OTEL_TRACES_SAMPLER_ARG", arg=False, accepted="0.0 to 1.0"),
+    _o("log_level", _p_level, logging.INFO, "Lowest level printed (structlog and stdlib).",
+       obskit_env="OBSKIT_LOG_LEVEL", accepted="DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    _o("log_format", _p_format, "auto", "`json`: one object per line; `console`: readable, coloured on a TTY; "
+       "`auto`: console on a TTY, else JSON.",
+       obskit_env="OBSKIT_LOG_FORMAT", accepted="json, console, auto"),
+    _o("log_stream", lambda v: v, None, "File object lines are written to (default `sys.stdout`).",
+       accepted="a text file object"),
+    _o("metrics_port", _p_port, None, "Serve `/metrics` on this port in a background thread (0: any free port).",
+       obskit_env="OBSKIT_METRICS_PORT", accepted="0-65535"),
+    _o("metrics_addr", _p_str, "127.0.0.1", "Bind address of the `/metrics` server; containers set `0.0.0.0`.",
+       obskit_env="OBSKIT_METRICS_ADDR", arg=False, accepted="host or IP"),
+    _o("metric_export_interval", _p_millis, 60.0, "Interval between OTLP metric pushes (stored in seconds).",
+       otel_env="OTEL_METRIC_EXPORT_INTERVAL", arg=False, accepted="milliseconds > 0"),
+    _o("metrics_max_label_sets", _p_pos_int, 2000, "Label sets one metric may hold before new ones fold into "
+       "an `_other` overflow series.",
+       obskit_env="OBSKIT_METRICS_MAX_LABEL_SETS", arg=False, accepted="whole number > 0"),
+    _o("multiproc_dir", _p_str, None, "Directory for prometheus-client multiprocess files (multi-worker "
+       "servers). Created and wiped at start by obskit.",
+       obskit_env="OBSKIT_MULTIPROC_DIR", otel_env="PROMETHEUS_MULTIPROC_DIR", arg=False, accepted="path"),
+    _o("integrations", _p_integrations, "auto", "Which integrations to enable: `auto` (every one whose "
+       "library is importable), `none`, or a list of names.",
+       obskit_env="OBSKIT_INTEGRATIONS", accepted="auto, none, or comma-separated names"),
+    _o("redact", _p_names, (), "Extra keys whose values become `[REDACTED]` in logs and span attributes "
+       "(added to the built-in list).",
+       obskit_env="OBSKIT_REDACT", accepted="comma-separated keys"),
+    _o("strict", _p_bool, False, "Raise `obskit.ConfigError` on a bad setting instead of warning.",
+       obskit_env="OBSKIT_STRICT", accepted="bool"),
+)
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+INIT_ARGS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.arg)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Config:
+    """The resolved settings. Read-only; secrets are masked in ``repr``."""
+
+    service_name: str
+    service_version: str | None
+    environment: str | None
+    resource_attributes: Mapping[str, str]
+    otlp_endpoint: str | None
+    otlp_traces_endpoint: str | None
+    otlp_metrics_endpoint: str | None
+    otlp_logs_endpoint: str | None
+    otlp_protocol: str
+    otlp_headers: Mapping[str, str]
+    export_timeout: float
+    traces: bool
+    logs: bool
+    metrics: bool
+    traces_exporter: str
+    logs_exporter: str
+    metrics_exporter: str
+    disabled: bool
+    sample_ratio: float
+    parent_based: bool
+    log_level: int
+    log_format: str
+    log_stream: IO[str] | None
+    metrics_port: int | None
+    metrics_addr: str
+    metric_export_interval: float
+    metrics_max_label_sets: int
+    multiproc_dir: str | None
+    integrations: tuple[str, ...] | str
+    redact: tuple[str, ...]
+    strict: bool
+    # Problems found while resolving, already phrased for the user; obskit logs each once after logging is up.
+    warnings: tuple[str, ...] = ()
+
+    def endpoint_for(self, signal: str) -> str | None:
+        """The URL one signal's exporter should use, or None when that signal is not exported.
+
+        A per-signal URL is used as is; the base URL gets ``/v1/<signal>`` appended for HTTP.
+        """
+        specific = {"traces": self.otlp_traces_endpoint, "metrics": self.otlp_metrics_endpoint,
+                    "logs": self.otlp_logs_endpoint}[signal]
+        if specific:
+            return specific
+        if not self.otlp_endpoint:
+            return None
+        if self.otlp_protocol == "http/protobuf":
+            return f"{self.otlp_endpoint.rstrip('/')}/v1/{signal}"
+        return self.otlp_endpoint
+
+    def exports(self, signal: str) -> bool:
+        """Whether ``signal`` ("traces", "logs", "metrics") is pushed over OTLP."""
+        enabled = {"traces": self.traces, "logs": self.logs, "metrics": self.metrics}[signal]
+        exporter = {"traces": self.traces_exporter, "logs": self.logs_exporter,
+                    "metrics": self.metrics_exporter}[signal]
+        return enabled and not self.disabled and exporter == "otlp" and self.endpoint_for(signal) is not None
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "otlp_headers":
+                value = {k: _MASK for k in value}
+            elif f.name.startswith("otlp_") and isinstance(value, str) and "@" in value:
+                value = _strip_userinfo(value)
+            parts.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(parts)})"
+
+
+def _strip_userinfo(url: str) -> str:
+    u = urllib.parse.urlsplit(url)
+    if u.username is None and u.password is None:
+        return url
+    host = u.hostname or ""
+    if u.port:
+        host = f"{host}:{u.port}"
+    return urllib.parse.urlunsplit((u.scheme, f"{_MASK}@{host}", u.path, u.query, u.fragment))
+
+
+def _default_service_name() -> str:
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return f"unknown_service:{prog}" if prog else "unknown_service"
+
+
+def resolve(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+    """Resolve every option from ``args`` (``None`` means unset), then the environment, then defaults."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    strict_opt = _BY_NAME["strict"]
+    strict = bool(_take(strict_opt, args, env, problems))
+
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        values[opt.name] = strict if opt is strict_opt else _take(opt, args, env, problems)
+
+    if problems and strict:
+        raise ConfigError("invalid obskit configuration: " + "; ".join(problems))
+
+    attrs = dict(values["resource_attributes"])
+    service_name = values["service_name"] or attrs.get("service.name") or _default_service_name()
+    service_version = values["service_version"] or attrs.get("service.version")
+    environment = (values["environment"] or attrs.get("deployment.environment.name")
+                   or attrs.get("deployment.environment"))
+
+    protocol = values["otlp_protocol"]
+    if protocol is None:
+        base = values["otlp_endpoint"] or ""
+        protocol = "http/protobuf" if urllib.parse.urlsplit(base).port == 4318 else "grpc"
+
+    # An endpoint passed in code wins over per-signal variables; otherwise the more specific variable wins.
+    per_signal = {s: values[f"otlp_{s}_endpoint"] for s in ("traces", "metrics", "logs")}
+    if args.get("otlp_endpoint") is not None:
+        per_signal = dict.fromkeys(per_signal)
+
+    timeout = values["export_timeout"]
+    if _source(_BY_NAME["export_timeout"], args, env) == "default" and values["export_timeout_otel"]:
+        timeout = values["export_timeout_otel"]
+
+    ratio = values["sample_ratio"]
+    parent_based = True
+    if ratio is None:
+        sampler = values["traces_sampler"]
+        if sampler is not None:
+            parent_based, fixed = sampler
+            ratio = fixed if fixed is not None else (values["traces_sampler_arg"]
+                                                     if values["traces_sampler_arg"] is not None else 1.0)
+        else:
+            ratio = 1.0
+
+    return Config(
+        service_name=service_name,
+        service_version=service_version,
+        environment=environment,
+        resource_attributes=attrs,
+        otlp_endpoint=values["otlp_endpoint"],
+        otlp_traces_endpoint=per_signal["traces"],
+        otlp_metrics_endpoint=per_signal["metrics"],
+        otlp_logs_endpoint=per_signal["logs"],
+        otlp_protocol=protocol,
+        otlp_headers=values["otlp_headers"],
+        export_timeout=timeout,
+        traces=values["traces"],
+        logs=values["logs"],
+        metrics=values["metrics"],
+        traces_exporter=values["traces_exporter"],
+        logs_exporter=values["logs_exporter"],
+        metrics_exporter=values["metrics_exporter"],
+        disabled=values["disabled"],
+        sample_ratio=ratio,
+        parent_based=parent_based,
+        log_level=values["log_level"],
+        log_format=values["log_format"],
+        log_stream=values["log_stream"],
+        metrics_port=values["metrics_port"],
+        metrics_addr=values["metrics_addr"],
+        metric_export_interval=values["metric_export_interval"],
+        metrics_max_label_sets=values["metrics_max_label_sets"],
+        multiproc_dir=values["multiproc_dir"],
+        integrations=values["integrations"],
+        redact=values["redact"],
+        strict=strict,
+        warnings=tuple(problems),
+    )
+
+
+def _source(opt: Option, args: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    if opt.arg and args.get(opt.name) is not None:
+        return "argument"
+    for var in opt.variables:
+        if env.get(var, "").strip():
+            return var
+    return "default"
+
+
+def _take(opt: Option, args: Mapping[str, Any], env: Mapping[str, str], problems: list[str]) -> Any:
+    """The first source that parses wins; a source that fails to parse is reported and skipped."""
+    candidates: list[tuple[str, Any]] = []
+    if opt.arg and args.get(opt.name) is not None:
+        candidates.append((f"argument {opt.name}", args[opt.name]))
+    for var in opt.variables:
+        raw = env.get(var)
+        if raw is not None and raw.strip():
+            candidates.append((f"environment variable {var}", raw))
+    for where, raw in candidates:
+        try:
+            return opt.parse(raw)
+        except _Invalid as exc:
+            shown = "" if opt.secret or opt.parse is _p_url else f" (got {_short(raw)})"
+            problems.append(f"obskit: invalid {where}{shown}; expected {exc}. Using the "
+                            f"{'next source' if (where, raw) != candidates[-1] else 'default'} instead.")
+    return opt.default
+
+
+def _short(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,67 @@
+"""Redaction of sensitive values by key, for log events, span attributes and exported log records.
+
+Matching is by key name (case-insensitive; ``-`` and ``_`` equivalent), on nested mappings and on mappings
+inside lists too. It is a key match, not a substring search over values: cheap enough for every log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["DEFAULT_KEYS", "REDACTED", "Redactor"]
+
+REDACTED = "[REDACTED]"
+
+DEFAULT_KEYS: tuple[str, ...] = (
+    "password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie",
+    "set-cookie", "session", "private_key", "credit_card", "card_number",
+)
+
+
+def _norm(key: str) -> str:
+    return key.lower().replace("-", "_")
+
+
+class Redactor:
+    """Decides which keys are sensitive and returns redacted copies, leaving the input untouched.
+
+    A key is sensitive when, normalised, it equals a listed key or ends with ``_<listed key>``
+    (``db_password``, ``x_api_key``, ``session`` but not ``sessions_count``).
+    """
+
+    __slots__ = ("_cache", "_keys", "_suffixes")
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self._keys = frozenset(_norm(k) for k in (*DEFAULT_KEYS, *extra) if k)
+        self._suffixes = tuple("_" + k for k in self._keys)
+        self._cache: dict[str, bool] = {}
+
+    def is_sensitive(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        hit = self._cache.get(key)
+        if hit is None:
+            n = _norm(key)
+            hit = n in self._keys or n.endswith(self._suffixes)
+            if len(self._cache) < 4096:  # bounded: keys are code, but stay safe against dynamic keys
+                self._cache[key] = hit
+        return hit
+
+    def redact(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``data`` with sensitive values replaced, recursing into mappings and lists."""
+        return {k: REDACTED if self.is_sensitive(k) else self._value(v) for k, v in data.items()}
+
+    def needs_redaction(self, data: Mapping[str, Any]) -> bool:
+        """Cheap pre-check so the common case (nothing sensitive, flat values) copies nothing."""
+        for k, v in data.items():
+            if self.is_sensitive(k) or isinstance(v, Mapping | list | tuple):
+                return True
+        return False
+
+    def _value(self, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return self.redact(v)
+        if isinstance(v, list | tuple):
+            return type(v)(self._value(x) for x in v)
+        return v

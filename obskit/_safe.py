@@ -1,0 +1,67 @@
+"""The guard around every telemetry path: obskit's own failures never reach the host application.
+
+A failure inside obskit is reported once per call site on stderr (not through logging: the failing part may
+be logging itself), then swallowed. ``OBSKIT_DEBUG=1`` reports every occurrence with its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+
+__all__ = ["capture_internal_exceptions", "in_telemetry", "report_internal_error", "telemetry_section"]
+
+_seen: set[str] = set()
+_lock = threading.Lock()
+_local = threading.local()
+
+
+def report_internal_error(where: str, exc: BaseException) -> None:
+    """Say once per ``where`` that obskit failed; never raises."""
+    try:
+        debug = os.environ.get("OBSKIT_DEBUG", "").lower() in ("1", "true", "yes")
+        with _lock:
+            first = where not in _seen
+            _seen.add(where)
+        if not (first or debug):
+            return
+        stream = sys.__stderr__ or sys.stderr
+        if stream is None:
+            return
+        msg = f"obskit: internal error in {where}: {type(exc).__name__}: {exc}"
+        if debug:
+            msg += "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        elif first:
+            msg += " (reported once; set OBSKIT_DEBUG=1 for every occurrence with tracebacks)"
+        stream.write(msg + "\n")
+        stream.flush()
+    except BaseException:  # noqa: S110 - the reporter of last resort must not fail either
+        pass
+
+
+@contextlib.contextmanager
+def capture_internal_exceptions(where: str) -> Iterator[None]:
+    """Swallow and report any ``Exception`` raised in the block (``BaseException``s pass through)."""
+    try:
+        yield
+    except Exception as exc:
+        report_internal_error(where, exc)
+
+
+def in_telemetry() -> bool:
+    """True while this thread is inside an obskit export or emit path (the recursion guard)."""
+    return bool(getattr(_local, "depth", 0))
+
+
+@contextlib.contextmanager
+def telemetry_section() -> Iterator[None]:
+    """Mark this thread as inside telemetry code, so log records it produces are not fed back in."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
