@@ -1,0 +1,138 @@
+"""OTLP exporters for the three signals, built from one ``Config`` and guarded.
+
+Every setting is passed explicitly so the exporters never read ``OTEL_EXPORTER_OTLP_*`` themselves: the
+Python exporters read ``OTEL_EXPORTER_OTLP_TIMEOUT`` as seconds although the spec says milliseconds, and
+obskit's precedence (argument > ``OBSKIT_*`` > ``OTEL_*``) must hold for every signal.
+
+The guard turns a raising exporter into a failed export, counts failures for self-telemetry, and marks the
+exporting thread so that log records the exporter writes are printed but never exported again (the
+recursion the OTel logging handler is known for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from . import _self_telemetry
+from ._config import Config
+from ._safe import report_internal_error, telemetry_section
+
+__all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter", "make_exporter"]
+
+Signal = Literal["traces", "logs", "metrics"]
+
+
+def _new_otlp(signal: Signal, config: Config) -> Any:
+    endpoint = config.endpoint_for(signal)
+    headers = dict(config.otlp_headers) or None
+    timeout = config.export_timeout
+    if config.otlp_protocol == "grpc":
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as G
+        elif signal == "logs":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as G
+        else:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as G
+        insecure = bool(endpoint and endpoint.startswith("http://"))
+        return G(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout)
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as H
+    elif signal == "logs":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as H
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as H
+    return H(endpoint=endpoint, headers=headers, timeout=timeout)
+
+
+class _Guard:
+    """Shared behaviour: never raise, count failures, mark the thread as inside telemetry."""
+
+    signal: Signal
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def _call(self, fn_name: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with telemetry_section():
+                result = getattr(self.inner, fn_name)(*args, **kwargs)
+        except Exception as exc:
+            report_internal_error(f"{self.signal} exporter", exc)
+            result = failure
+        if result is failure or (fn_name == "export" and getattr(result, "name", "") == "FAILURE"):
+            try:
+                _self_telemetry.record_export_failure(self.signal)
+            except Exception as exc:
+                report_internal_error("self-telemetry", exc)
+        return result
+
+    def _shutdown(self, **kwargs: Any) -> None:
+        try:
+            with telemetry_section():
+                self.inner.shutdown(**kwargs)
+        except Exception as exc:
+            report_internal_error(f"{self.signal} exporter shutdown", exc)
+
+
+class GuardedSpanExporter(_Guard, SpanExporter):
+    signal: Signal = "traces"
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return self._call("export", SpanExportResult.FAILURE, spans)  # type: ignore[no-any-return]
+
+    def shutdown(self) -> None:
+        self._shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self._call("force_flush", False, timeout_millis))
+
+
+class GuardedLogExporter(_Guard, LogRecordExporter):
+    signal: Signal = "logs"
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return self._call("export", LogRecordExportResult.FAILURE, batch)  # type: ignore[no-any-return]
+
+    def shutdown(self) -> None:
+        self._shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class GuardedMetricExporter(_Guard, MetricExporter):
+    signal: Signal = "metrics"
+
+    def __init__(self, inner: Any) -> None:
+        _Guard.__init__(self, inner)
+        MetricExporter.__init__(
+            self,
+            preferred_temporality=getattr(inner, "_preferred_temporality", None),
+            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
+        )
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        return self._call(  # type: ignore[no-any-return]
+            "export", MetricExportResult.FAILURE, metrics_data, timeout_millis=timeout_millis, **kwargs
+        )
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return bool(self._call("force_flush", False, timeout_millis=timeout_millis))
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._shutdown(timeout_millis=timeout_millis)
+
+
+def make_exporter(signal: Signal, config: Config) -> Any:
+    """A guarded OTLP exporter for ``signal`` per ``config`` (caller checks ``config.exports(signal)``)."""
+    inner = _new_otlp(signal, config)
+    if signal == "traces":
+        return GuardedSpanExporter(inner)
+    if signal == "logs":
+        return GuardedLogExporter(inner)
+    return GuardedMetricExporter(inner)
