@@ -11,7 +11,9 @@ recursion the OTel logging handler is known for).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -31,6 +33,8 @@ def _new_otlp(signal: Signal, config: Config) -> Any:
     endpoint = config.endpoint_for(signal)
     headers = dict(config.otlp_headers) or None
     timeout = config.export_timeout
+    G: Any
+    H: Any
     if config.otlp_protocol == "grpc":
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as G
@@ -50,12 +54,28 @@ def _new_otlp(signal: Signal, config: Config) -> Any:
 
 
 class _Guard:
-    """Shared behaviour: never raise, count failures, mark the thread as inside telemetry."""
+    """Shared behaviour: never raise, count failures, mark the thread as inside telemetry.
+
+    The real exporter is built lazily and again in each process: a gRPC channel or HTTP session made
+    before a fork (gunicorn ``--preload``) is broken in the child, so a forked worker gets its own.
+    """
 
     signal: Signal
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._inner: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    @property
+    def inner(self) -> Any:
+        if self._pid != os.getpid() or self._inner is None:
+            with self._lock:
+                if self._pid != os.getpid() or self._inner is None:
+                    self._inner = self._factory()
+                    self._pid = os.getpid()
+        return self._inner
 
     def _call(self, fn_name: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -72,6 +92,8 @@ class _Guard:
         return result
 
     def _shutdown(self, **kwargs: Any) -> None:
+        if self._inner is None or self._pid != os.getpid():
+            return  # nothing was ever exported from this process: no channel to close
         try:
             with telemetry_section():
                 self.inner.shutdown(**kwargs)
@@ -108,15 +130,13 @@ class GuardedLogExporter(_Guard, LogRecordExporter):
 class GuardedMetricExporter(_Guard, MetricExporter):
     signal: Signal = "metrics"
 
-    def __init__(self, inner: Any) -> None:
-        _Guard.__init__(self, inner)
-        MetricExporter.__init__(
-            self,
-            preferred_temporality=getattr(inner, "_preferred_temporality", None),
-            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-        )
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        _Guard.__init__(self, factory)
+        MetricExporter.__init__(self)  # cumulative temporality, default aggregation
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         return self._call(  # type: ignore[no-any-return]
             "export", MetricExportResult.FAILURE, metrics_data, timeout_millis=timeout_millis, **kwargs
         )
@@ -130,9 +150,11 @@ class GuardedMetricExporter(_Guard, MetricExporter):
 
 def make_exporter(signal: Signal, config: Config) -> Any:
     """A guarded OTLP exporter for ``signal`` per ``config`` (caller checks ``config.exports(signal)``)."""
-    inner = _new_otlp(signal, config)
+    def factory() -> Any:
+        return _new_otlp(signal, config)
+
     if signal == "traces":
-        return GuardedSpanExporter(inner)
+        return GuardedSpanExporter(factory)
     if signal == "logs":
-        return GuardedLogExporter(inner)
-    return GuardedMetricExporter(inner)
+        return GuardedLogExporter(factory)
+    return GuardedMetricExporter(factory)

@@ -1,25 +1,234 @@
-"""PLACEHOLDER (core: me)."""
+"""``init()``, ``shutdown()`` and ``force_flush()``: the one object that owns what obskit installed.
+
+Every step of ``init()`` is guarded on its own, so a failing part (say, an exporter that cannot be built)
+costs that part only. ``shutdown()`` and ``force_flush()`` run in a daemon thread and return when their
+timeout is up, whatever the collector does: the host application's exit is never held hostage.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+from typing import IO, Any
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+
+from . import _integrations, _logging, _metrics, _tracing
+from ._config import Config, resolve
+from ._export import make_exporter
+from ._resource import build_resource
+from ._safe import capture_internal_exceptions, report_internal_error
+
+__all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "shutdown"]
+
+_log = logging.getLogger("obskit")
 
 
 class Telemetry:
-    pass
+    """What ``obskit.init()`` set up. ``config`` is the resolved settings (secrets masked in its repr)."""
+
+    def __init__(self, config: Config, resource: Resource) -> None:
+        self.config = config
+        self.resource = resource
+        self._tracing: _tracing.TracingHandle | None = None
+        self.logger_provider: LoggerProvider | None = None
+        self._logging: Any = None
+        self._metrics: Any = None
+        self.integrations: list[str] = []
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def tracer_provider(self) -> TracerProvider | None:
+        """The SDK provider spans go to (obskit's, or the one found installed), None when tracing is off."""
+        return self._tracing.provider if self._tracing else None
+
+    def __repr__(self) -> str:
+        return f"<obskit.Telemetry service={self.config.service_name!r} closed={self._closed}>"
+
+    def force_flush(self, timeout: float = 5.0) -> bool:
+        """Export everything recorded so far; False when that did not finish within ``timeout`` seconds."""
+        return _bounded(self._flush_all, timeout, "force_flush")
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush and stop exporting; returns within ``timeout`` seconds (False if work was cut short)."""
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        return _bounded(self._shutdown_all, timeout, "shutdown")
+
+    def _flush_all(self, deadline_budget: float) -> bool:
+        ok = True
+        if self._tracing is not None:
+            ok &= self._tracing.force_flush(deadline_budget)
+        if self.logger_provider is not None:
+            ok &= bool(self.logger_provider.force_flush(int(deadline_budget * 1000)))
+        if self._metrics is not None:
+            ok &= bool(self._metrics.force_flush(deadline_budget))
+        return ok
+
+    def _shutdown_all(self, budget: float) -> bool:
+        ok = True
+        # Traces and logs first: a metric push at the end carries the counts of what they dropped.
+        if self._tracing is not None:
+            with capture_internal_exceptions("tracing shutdown"):
+                self._tracing.shutdown()
+        if self.logger_provider is not None:
+            with capture_internal_exceptions("log export shutdown"):
+                self.logger_provider.shutdown()
+        if self._metrics is not None:
+            with capture_internal_exceptions("metrics shutdown"):
+                ok &= bool(self._metrics.shutdown(budget))
+        return ok
 
 
-def init(**kwargs: Any) -> Telemetry:
-    raise NotImplementedError
+def _bounded(work: Callable[[float], bool], timeout: float, what: str) -> bool:
+    """Run ``work`` in a daemon thread and wait at most ``timeout`` seconds for it."""
+    result: list[bool] = []
+
+    def run() -> None:
+        try:
+            result.append(bool(work(timeout)))
+        except Exception as exc:
+            report_internal_error(what, exc)
+            result.append(False)
+
+    t = threading.Thread(target=run, name=f"obskit-{what}", daemon=True)
+    t.start()
+    t.join(max(0.0, timeout))
+    return bool(result and result[0])
+
+
+_current: Telemetry | None = None
+_init_lock = threading.Lock()
+_atexit_registered = False
+
+
+def current() -> Telemetry | None:
+    """The live ``Telemetry``, or None before ``init()`` / after ``shutdown()``."""
+    return _current
+
+
+def init(
+    *,
+    service_name: str | None = None,
+    service_version: str | None = None,
+    environment: str | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    otlp_headers: dict[str, str] | str | None = None,
+    traces: bool | None = None,
+    logs: bool | None = None,
+    metrics: bool | None = None,
+    sample_ratio: float | None = None,
+    log_level: str | int | None = None,
+    log_format: str | None = None,
+    log_stream: IO[str] | None = None,
+    metrics_port: int | None = None,
+    integrations: str | list[str] | tuple[str, ...] | None = "auto",
+    redact: list[str] | tuple[str, ...] = (),
+    strict: bool | None = None,
+) -> Telemetry:
+    """Set up traces, logs and metrics in one call. Every argument also comes from the environment.
+
+    Precedence is argument > ``OBSKIT_*`` > ``OTEL_*`` > default; ``docs/configuration.md`` lists them
+    all. A bad value warns (naming the option and what it accepts) and falls back to the default, or
+    raises :class:`obskit.ConfigError` under ``strict``. A second call warns and changes nothing.
+    """
+    global _current, _atexit_registered
+    args: dict[str, Any] = {
+        "service_name": service_name, "service_version": service_version, "environment": environment,
+        "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol, "otlp_headers": otlp_headers,
+        "traces": traces, "logs": logs, "metrics": metrics, "sample_ratio": sample_ratio,
+        "log_level": log_level, "log_format": log_format, "log_stream": log_stream,
+        "metrics_port": metrics_port,
+        # "auto" is the signature's default: let OBSKIT_INTEGRATIONS decide unless the caller chose.
+        "integrations": None if integrations == "auto" else integrations,
+        "redact": tuple(redact) or None, "strict": strict,
+    }
+    with _init_lock:
+        if _current is not None:
+            _log.warning("obskit.init() was called again; keeping the first configuration (call "
+                         "obskit.shutdown() first to start over)")
+            return _current
+        config = resolve(args)  # raises ConfigError only under strict
+        resource = _guarded("resource", lambda: build_resource(config)) or Resource.create(
+            {"service.name": config.service_name})
+        tel = Telemetry(config, resource)
+        tel._tracing = _guarded("tracing setup", lambda: _tracing.setup_tracing(config, resource))
+        if config.logs and not config.disabled and config.logs_exporter != "none" and (
+                config.exports("logs") or config.logs_exporter == "console"):
+            tel.logger_provider = _guarded("log export setup", lambda: _logger_provider(config, resource))
+        if config.logs:
+            tel._logging = _guarded("logging setup", lambda: _logging.configure_logging(
+                config, logger_provider=tel.logger_provider))
+        if config.metrics:
+            tel._metrics = _guarded("metrics setup", lambda: _metrics.start_metrics(config, resource))
+        tel.integrations = _guarded("integrations", lambda: _integrations.enable(config)) or []
+        _current = tel
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+    for message in config.warnings:
+        _log.warning(message)
+    return tel
+
+
+def _guarded(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        report_internal_error(what, exc)
+        return None
+
+
+def _logger_provider(config: Config, resource: Resource) -> LoggerProvider:
+    from opentelemetry._logs import get_logger_provider, set_logger_provider
+
+    from ._tracing import SelfMeterProvider
+
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    exporter = make_exporter("logs", config) if config.exports("logs") else ConsoleLogRecordExporter()
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(exporter, meter_provider=SelfMeterProvider("logs")))
+    if not isinstance(get_logger_provider(), LoggerProvider):
+        set_logger_provider(provider)
+    return provider
 
 
 def shutdown(timeout: float = 5.0) -> bool:
-    return True
+    """Flush and stop what ``init()`` started; returns within ``timeout`` seconds. Safe to call twice."""
+    global _current
+    with _init_lock:
+        tel, _current = _current, None
+    if tel is None:
+        return True
+    ok = tel.shutdown(timeout)
+    if tel._tracing is not None:
+        _tracing._forget(tel._tracing)
+    return ok
 
 
 def force_flush(timeout: float = 5.0) -> bool:
-    return True
+    """Export everything recorded so far, waiting at most ``timeout`` seconds."""
+    tel = _current
+    return True if tel is None else tel.force_flush(timeout)
 
 
-def get_tracer(name: str | None = None) -> Any:
-    raise NotImplementedError
+def get_tracer(name: str | None = None) -> Tracer:
+    """A tracer from the global provider; before ``init()`` it becomes real once a provider is set."""
+    return _tracing.get_tracer(name)
+
+
+def _at_exit() -> None:
+    try:
+        shutdown(timeout=5.0)
+    except Exception as exc:
+        report_internal_error("shutdown at exit", exc)

@@ -1,13 +1,422 @@
-"""PLACEHOLDER (core: me)."""
+"""Tracing: the TracerProvider obskit installs (or joins), ``span()`` and ``@traced``.
+
+``span()`` is a small class rather than the SDK's generator-based ``start_as_current_span``: it does the
+same work (start, make current, record an exception, end) with fewer layers, which is what lets the
+facade cost no more than the raw SDK call.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+import logging
+import os
+import threading
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, cast, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import CallbackT, Counter, Histogram, Meter, MeterProvider, NoOpMeter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from . import _self_telemetry
+from ._config import Config
+from ._export import make_exporter
+from ._redact import REDACTED, Redactor
+from ._resource import process_attributes
+from ._safe import report_internal_error
+
+__all__ = ["TracingHandle", "get_tracer", "setup_tracing", "span", "traced"]
+
+_log = logging.getLogger("obskit")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Set by setup_tracing(); until then spans go through the API's proxy and become real once a provider is set.
+_redactor = Redactor()
+_tracer: trace.Tracer | None = None
 
 
-def span(name: str, **attributes: Any) -> Any:
-    raise NotImplementedError
+def _obskit_tracer() -> trace.Tracer:
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer("obskit")
+    return _tracer
 
 
-def traced(func: Any = None, **kw: Any) -> Any:
-    raise NotImplementedError
+def get_tracer(name: str | None = None) -> trace.Tracer:
+    """A tracer from the global provider (obskit's after ``init()``); ``None`` gives obskit's own."""
+    if name is None:
+        return _obskit_tracer()
+    return trace.get_tracer(name)
+
+
+# --- attributes -------------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any) -> AttributeValue:
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str | bool | int | float) for v in value):
+        return list(value)
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _attributes(attrs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    red = _redactor
+    return {k: REDACTED if red.is_sensitive(k) else _coerce(v) for k, v in attrs.items()}
+
+
+class _RedactingProcessor(SpanProcessor):
+    """Scrubs sensitive attributes set by anyone (instrumentations too) before any exporter sees them.
+
+    It runs first among obskit's processors; ``on_end`` replaces the ended span's attribute mapping, which
+    the SDK allows as the span is no longer mutable through the public API.
+    """
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            attrs = span.attributes
+            if not attrs:
+                return
+            red = _redactor
+            if any(red.is_sensitive(k) for k in attrs):
+                from opentelemetry.attributes import BoundedAttributes
+
+                clean = {k: (REDACTED if red.is_sensitive(k) else v) for k, v in attrs.items()}
+                span._attributes = BoundedAttributes(attributes=clean, immutable=True)  # type: ignore[attr-defined]
+        except Exception as exc:
+            report_internal_error("span redaction", exc)
+
+
+# --- self-telemetry bridge: the SDK's batch processors count drops through a MeterProvider ----------------
+
+
+class _DropCounter(Counter):
+    def __init__(self, signal: str) -> None:
+        self._signal = signal
+
+    def add(self, amount: int | float, attributes: Any = None, context: Any = None) -> None:
+        try:
+            if attributes and attributes.get("error.type"):
+                _self_telemetry.record_dropped(self._signal, int(amount))
+        except Exception as exc:
+            report_internal_error("self-telemetry", exc)
+
+
+class _SelfMeter(NoOpMeter):
+    def __init__(self, signal: str) -> None:
+        super().__init__("obskit-self")
+        self._counter = _DropCounter(signal)
+
+    def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
+        if name.endswith(".processed"):
+            return self._counter
+        return super().create_counter(name, unit, description)
+
+    def create_histogram(self, name: str, unit: str = "", description: str = "", **kw: Any) -> Histogram:
+        return super().create_histogram(name, unit, description, **kw)
+
+    def create_observable_up_down_counter(
+        self, name: str, callbacks: Any = None, unit: str = "", description: str = ""
+    ) -> Any:
+        return super().create_observable_up_down_counter(name, cast("list[CallbackT]", callbacks), unit,
+                                                         description)
+
+
+class SelfMeterProvider(MeterProvider):
+    """Feeds the SDK processors' "dropped" counts into ``obskit_telemetry_dropped_total{signal}``."""
+
+    def __init__(self, signal: str) -> None:
+        self._meter = _SelfMeter(signal)
+
+    def get_meter(self, name: str, version: str | None = None, schema_url: str | None = None,
+                  attributes: Any = None) -> Meter:
+        return self._meter
+
+
+# --- setup ------------------------------------------------------------------------------------------------
+
+
+def _sampler(config: Config) -> Sampler:
+    ratio = config.sample_ratio
+    root: Sampler = ALWAYS_ON if ratio >= 1.0 else ALWAYS_OFF if ratio <= 0.0 else TraceIdRatioBased(ratio)
+    return ParentBased(root) if config.parent_based else root
+
+
+class TracingHandle:
+    """What ``init()`` installed, so ``shutdown()`` undoes exactly that and nothing else."""
+
+    def __init__(self, provider: TracerProvider, owned: bool, processors: list[SpanProcessor]) -> None:
+        self.provider = provider
+        self.owned = owned
+        self.processors = processors
+
+    def force_flush(self, timeout: float) -> bool:
+        millis = int(timeout * 1000)
+        if self.owned:
+            return bool(self.provider.force_flush(millis))
+        return all(p.force_flush(millis) for p in self.processors)
+
+    def shutdown(self) -> None:
+        if self.owned:
+            self.provider.shutdown()
+        else:
+            for p in self.processors:
+                p.shutdown()
+
+
+_warned_foreign = False
+_fork_hook_installed = False
+_handles: list[TracingHandle] = []
+_handles_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """The SDK renews ``service.instance.id`` after a fork; obskit renews ``process.pid`` with it."""
+    with _handles_lock:
+        handles = list(_handles)
+    for h in handles:
+        try:
+            h.provider._update_resource(Resource(process_attributes()))  # type: ignore[attr-defined]
+        except Exception as exc:
+            report_internal_error("tracing after fork", exc)
+
+
+def setup_tracing(config: Config, resource: Resource) -> TracingHandle | None:
+    """Install (or join) the global TracerProvider per ``config``; None when tracing is off."""
+    global _redactor, _tracer, _warned_foreign, _fork_hook_installed
+    _redactor = Redactor(config.redact)
+    if not config.traces or config.disabled:
+        return None
+
+    existing = trace.get_tracer_provider()
+    owned = not isinstance(existing, TracerProvider)
+    if owned:
+        # obskit bounds shutdown itself; the SDK's own atexit hook could wait 30 s on a hung collector.
+        provider = TracerProvider(resource=resource, sampler=_sampler(config), shutdown_on_exit=False)
+    else:
+        provider = cast(TracerProvider, existing)
+        if not _warned_foreign:
+            _warned_foreign = True
+            _log.warning(
+                "obskit: a TracerProvider was already installed; obskit adds its processors to it and leaves "
+                "its resource and sampler as they are"
+            )
+
+    processors: list[SpanProcessor] = [_RedactingProcessor()]
+    if config.exports("traces"):
+        processors.append(BatchSpanProcessor(make_exporter("traces", config),
+                                             meter_provider=SelfMeterProvider("traces")))
+    elif config.traces_exporter == "console" and not config.disabled:
+        processors.append(BatchSpanProcessor(ConsoleSpanExporter(),
+                                             meter_provider=SelfMeterProvider("traces")))
+    for p in processors:
+        provider.add_span_processor(p)
+
+    if owned:
+        trace.set_tracer_provider(provider)
+    _tracer = provider.get_tracer("obskit")
+
+    handle = TracingHandle(provider, owned, processors)
+    with _handles_lock:
+        _handles.append(handle)
+    if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_installed = True
+    return handle
+
+
+def _forget(handle: TracingHandle) -> None:
+    global _tracer
+    with _handles_lock:
+        if handle in _handles:
+            _handles.remove(handle)
+    _tracer = None
+
+
+# --- span() -----------------------------------------------------------------------------------------------
+
+
+def _start(name: str, attrs: Mapping[str, Any]) -> Span:
+    try:
+        attributes = _attributes(attrs) if attrs else None
+        return (_tracer or _obskit_tracer()).start_span(name, attributes=attributes)
+    except Exception as exc:
+        report_internal_error("span start", exc)
+        return trace.INVALID_SPAN
+
+
+def _finish(sp: Span, exc: BaseException | None) -> None:
+    if exc is not None and isinstance(exc, Exception) and sp.is_recording():
+        sp.record_exception(exc, escaped=True)
+        sp.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    sp.end()
+
+
+class span:
+    """``with obskit.span("charge", order_id=1) as sp:``; also ``async with``.
+
+    Makes the span current for the block, records an ``Exception`` that escapes it (error status and an
+    ``exception`` event) and ends it. Cancellation and other ``BaseException``s end the span without marking
+    it an error. Attribute values that are not OTel types are stringified; sensitive keys are redacted.
+    """
+
+    __slots__ = ("_attrs", "_name", "_span", "_token")
+
+    def __init__(self, name: str, /, **attributes: Any) -> None:
+        self._name = name
+        self._attrs = attributes
+        self._span: Span | None = None
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        try:
+            attrs = _attributes(self._attrs) if self._attrs else None
+            sp = (_tracer or _obskit_tracer()).start_span(self._name, attributes=attrs)
+            self._token = otel_context.attach(trace.set_span_in_context(sp))
+        except Exception as exc:
+            report_internal_error("span start", exc)
+            sp = trace.INVALID_SPAN
+        self._span = sp
+        return sp
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        sp = self._span
+        if sp is None:
+            return
+        try:
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            _finish(sp, exc)
+        except Exception as err:
+            report_internal_error("span end", err)
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(et, exc, tb)
+
+
+# --- @traced ----------------------------------------------------------------------------------------------
+
+
+@overload
+def traced(func: F, /) -> F: ...
+@overload
+def traced(*, name: str | None = None, attributes: Mapping[str, Any] | None = None) -> Callable[[F], F]: ...
+
+
+def traced(func: F | None = None, /, *, name: str | None = None,
+           attributes: Mapping[str, Any] | None = None) -> F | Callable[[F], F]:
+    """Wrap a function in a span: ``@traced`` or ``@traced(name=..., attributes={...})``.
+
+    Works on ``def``, ``async def``, generators and async generators (the span covers the whole iteration),
+    keeps the signature, records exceptions with error status. Arguments are never recorded.
+    """
+
+    def decorate(fn: F) -> F:
+        span_name = name or getattr(fn, "__qualname__", None) or repr(fn)
+        attrs = dict(attributes or {})
+
+        if inspect.isasyncgenfunction(fn):
+            @functools.wraps(fn)
+            async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+                sp = _start(span_name, attrs)
+                ctx = trace.set_span_in_context(sp)
+                agen = fn(*args, **kwargs)
+                err: BaseException | None = None
+                try:
+                    step: Callable[[Any], Any] = agen.asend
+                    arg: Any = None
+                    while True:
+                        token = otel_context.attach(ctx)
+                        try:
+                            item = await step(arg)
+                        except StopAsyncIteration:
+                            return
+                        finally:
+                            otel_context.detach(token)
+                        try:
+                            arg = yield item
+                            step = agen.asend
+                        except GeneratorExit:
+                            await agen.aclose()
+                            raise
+                        except BaseException as thrown:
+                            step, arg = agen.athrow, thrown
+                except BaseException as e:
+                    err = e
+                    raise
+                finally:
+                    _finish(sp, err)
+            return cast(F, agen_wrapper)
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with span(span_name, **attrs):
+                    return await fn(*args, **kwargs)
+            return cast(F, async_wrapper)
+
+        if inspect.isgeneratorfunction(fn):
+            # The span is current only while the generator body runs, never in the caller between yields.
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+                sp = _start(span_name, attrs)
+                ctx = trace.set_span_in_context(sp)
+                gen = fn(*args, **kwargs)
+                err: BaseException | None = None
+                try:
+                    step: Callable[[Any], Any] = gen.send
+                    arg: Any = None
+                    while True:
+                        token = otel_context.attach(ctx)
+                        try:
+                            item = step(arg)
+                        except StopIteration as stop:
+                            return stop.value
+                        finally:
+                            otel_context.detach(token)
+                        try:
+                            arg = yield item
+                            step = gen.send
+                        except GeneratorExit:
+                            gen.close()
+                            raise
+                        except BaseException as thrown:
+                            step, arg = gen.throw, thrown
+                except BaseException as e:
+                    err = e
+                    raise
+                finally:
+                    _finish(sp, err)
+            return cast(F, gen_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with span(span_name, **attrs):
+                return fn(*args, **kwargs)
+        return cast(F, wrapper)
+
+    if func is not None:
+        return decorate(func)
+    return decorate
