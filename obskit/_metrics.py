@@ -1,32 +1,511 @@
-"""PLACEHOLDER (metrics helper replaces this file; keep these names importable from here)."""
+"""Metrics: one API recording into prometheus-client, exposed on ``/metrics`` and pushed over OTLP.
+
+Recording goes only into prometheus-client (about ten times cheaper per call than the OTel SDK); the OTLP
+push reads the same objects, so both outputs agree by construction. A call caches the prometheus child
+per label tuple and checks labels only on a cache miss, which keeps the hot path a dict lookup. An
+observation made inside a sampled span carries its trace and span id as an OpenMetrics exemplar: the
+link from a latency spike in Grafana to the trace in Jaeger.
+
+A metric call never raises into the application, except that wrong labels raise ``MetricError`` (a
+``ValueError``) in strict mode, because there the caller asked for it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+from . import _multiprocess
+
+_multiprocess.prepare_from_env()  # must precede the first import of prometheus_client.values
+
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from prometheus_client import REGISTRY  # noqa: E402
+from prometheus_client import Counter as _PCounter  # noqa: E402
+from prometheus_client import Gauge as _PGauge  # noqa: E402
+from prometheus_client import Histogram as _PHistogram  # noqa: E402
+
+from ._config import Config  # noqa: E402
+from ._errors import MetricError  # noqa: E402
+from ._metrics_exemplar import current_exemplar  # noqa: E402
+from ._metrics_http import metrics_asgi_app, metrics_wsgi_app  # noqa: E402
+from ._safe import report_internal_error  # noqa: E402
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "MetricsHandle",
+    "counter",
+    "gauge",
+    "histogram",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
+    "set_strict_labels",
+    "start_metrics",
+]
+
+_log = logging.getLogger("obskit.metrics")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Latency buckets in seconds: 5 ms to 10 s, dense where web requests live.
+DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                                      7.5, 10.0)
+OVERFLOW_VALUE = "_other"
+_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_MS_UNITS = ("milliseconds", "ms")
+
+_lock = threading.RLock()
+_instruments: dict[str, _Instrument] = {}
+_settings: dict[str, Any] = {"strict": False, "max_label_sets": None}
 
 
-def counter(name: str, documentation: str = "", *, labels: Any = (), unit: str = "") -> Any:
-    raise NotImplementedError
+def set_strict_labels(enabled: bool) -> None:
+    """Raise ``MetricError`` on wrong labels instead of logging once and dropping (tests, strict mode)."""
+    _settings["strict"] = bool(enabled)
 
 
-def histogram(name: str, documentation: str = "", *, labels: Any = (), unit: str = "",
-              buckets: Any = None) -> Any:
-    raise NotImplementedError
+def _max_label_sets() -> int:
+    value = _settings["max_label_sets"]
+    if value is None:
+        from ._config import resolve
+
+        value = _settings["max_label_sets"] = resolve({}).metrics_max_label_sets
+    return int(value)
 
 
-def gauge(name: str, documentation: str = "", *, labels: Any = (), unit: str = "") -> Any:
-    raise NotImplementedError
+def _suggest(name: str) -> str:
+    fixed = re.sub(r"[^a-zA-Z0-9_]", "_", name.strip())
+    if not fixed or fixed[0].isdigit():
+        fixed = "_" + fixed
+    return fixed
 
 
-def metrics_asgi_app() -> Any:
-    raise NotImplementedError
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        hint = f" such as {_suggest(name)!r}" if isinstance(name, str) and name.strip() else ""
+        raise MetricError(f"invalid {what} {name!r}: use only letters, digits and underscores, not starting "
+                          f"with a digit{hint}")
+    return name
 
 
-def metrics_wsgi_app() -> Any:
-    raise NotImplementedError
+def _check_labels(name: str, kind: str, labels: Any) -> tuple[str, ...]:
+    if isinstance(labels, str):
+        labels = [labels]
+    out = tuple(labels or ())
+    for label in out:
+        _check_name(f"label name for metric {name!r}:", label)
+        if label.startswith("__"):
+            raise MetricError(f"label {label!r} of metric {name!r}: names starting with '__' are reserved "
+                              "by Prometheus; rename it")
+        if kind == "histogram" and label == "le":
+            raise MetricError(f"label 'le' of histogram {name!r} is reserved for bucket bounds; rename it")
+    if len(set(out)) != len(out):
+        raise MetricError(f"metric {name!r} declares a label twice: {list(out)}")
+    return out
 
 
-def start_metrics(config: Any, resource: Any) -> Any:
-    """Called by init(): start /metrics server and OTLP push. Returns an object with
-    shutdown(timeout: float) -> bool and force_flush(timeout: float) -> bool, or None."""
-    return None
+class _Instrument:
+    """What the three kinds share: identity, the label cache, the cardinality guard, error reporting."""
+
+    kind = ""
+    __slots__ = (
+        "__weakref__",
+        "_cache",
+        "_children",
+        "_exemplars",
+        "_label_set",
+        "_lock",
+        "_overflow",
+        "_prom",
+        "_warned",
+        "documentation",
+        "exposed_name",
+        "labelnames",
+        "name",
+        "unit",
+    )
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...], unit: str,
+                 prom: Any) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.unit = unit
+        self.exposed_name: str = prom._name
+        self._prom = prom
+        self._label_set = frozenset(labelnames)
+        self._lock = threading.Lock()
+        # label items as passed -> prometheus child; a cache only (bounded), may hold several keys per child
+        self._cache: dict[Any, Any] = {}
+        self._children: dict[tuple[str, ...], Any] = {}  # canonical label values -> child
+        self._overflow: Any = None
+        self._warned: set[str] = set()
+        self._exemplars = not _multiprocess.enabled()
+        if not labelnames:
+            self._cache[()] = prom
+            self._children[()] = prom
+
+    def _child(self, labels: dict[str, Any]) -> Any:
+        """Cache miss: check the labels, apply the cardinality guard, return the child or None (dropped)."""
+        if labels.keys() != self._label_set:
+            return self._label_error(labels)
+        values = tuple(str(labels[n]) for n in self.labelnames)
+        with self._lock:
+            child = self._children.get(values)
+            if child is None:
+                if len(self._children) >= _max_label_sets():
+                    return self._overflowed()
+                child = self._children[values] = self._prom.labels(*values)
+            if len(self._cache) >= 4 * _max_label_sets():
+                self._cache.clear()
+            with contextlib.suppress(TypeError):  # an unhashable label value: correct, just never cached
+                self._cache[tuple(labels.items())] = child
+        return child
+
+    def _overflowed(self) -> Any:
+        if self._overflow is None:
+            self._overflow = self._prom.labels(*([OVERFLOW_VALUE] * len(self.labelnames)))
+        if "overflow" not in self._warned:
+            self._warned.add("overflow")
+            _log.warning("obskit: metric %r reached %d label sets; further label sets are counted in one "
+                         "series with every label set to %r (warned once per metric). Use fewer distinct "
+                         "label values, or raise OBSKIT_METRICS_MAX_LABEL_SETS.", self.name,
+                         _max_label_sets(), OVERFLOW_VALUE)
+        if self is not _overflow_counter():
+            _overflow_counter().inc(metric=self.name)
+        return self._overflow
+
+    def _label_error(self, labels: dict[str, Any]) -> None:
+        expected = list(self.labelnames)
+        msg = (f"metric {self.name!r} expects labels {expected}, got {sorted(labels)}"
+               + ("" if expected else " (it was declared without labels)"))
+        if _settings["strict"]:
+            raise MetricError(msg)
+        if "labels" not in self._warned:
+            self._warned.add("labels")
+            _log.error("obskit: %s; the observation was dropped (logged once per metric).", msg)
+        return None
+
+    def _failed(self, exc: BaseException) -> None:
+        if _settings["strict"] and isinstance(exc, (MetricError, ValueError)):
+            raise exc
+        if "call" not in self._warned:
+            self._warned.add("call")
+            _log.error("obskit: metric %r: %s; the observation was dropped (logged once per metric).",
+                       self.name, exc)
+
+    def _lookup(self, labels: dict[str, Any]) -> Any:
+        try:
+            return self._cache[tuple(labels.items())]
+        except (KeyError, TypeError):
+            return self._child(labels)
+
+    def _same(self, kind: str, labelnames: tuple[str, ...], unit: str, extra: Any) -> None:
+        problems = []
+        if kind != self.kind:
+            problems.append(f"it is a {self.kind}, not a {kind}")
+        if labelnames != self.labelnames:
+            problems.append(f"its labels are {list(self.labelnames)}, not {list(labelnames)}")
+        if unit != self.unit:
+            problems.append(f"its unit is {self.unit!r}, not {unit!r}")
+        if extra is not None and extra != self._extra():
+            problems.append(f"its buckets are {list(self._extra())}, not {list(extra)}")
+        if problems:
+            raise MetricError(f"metric {self.name!r} already exists and " + "; ".join(problems)
+                              + ". Use one definition (or a different name).")
+
+    def _extra(self) -> Any:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<obskit {self.kind} {self.exposed_name} labels={list(self.labelnames)}>"
+
+
+class Counter(_Instrument):
+    """A value that only goes up (requests, errors). Exposed as ``<name>_total``."""
+
+    kind = "counter"
+    __slots__ = ()
+
+    def inc(self, amount: float = 1, /, **labels: Any) -> None:
+        """Add ``amount`` (>= 0) to the series selected by ``labels``."""
+        try:
+            child = self._lookup(labels)
+            if child is None:
+                return
+            if amount < 0:
+                raise MetricError(f"counter {self.name!r} can only increase; got {amount!r} "
+                                  "(use a gauge for values that go down)")
+            child._value.inc(amount)
+            if self._exemplars:
+                ex = current_exemplar(amount)
+                if ex is not None:
+                    child._value.set_exemplar(ex)
+        except Exception as exc:
+            self._failed(exc)
+
+
+class Gauge(_Instrument):
+    """A value that goes up and down (queue depth, in-flight requests)."""
+
+    kind = "gauge"
+    __slots__ = ()
+
+    def set(self, value: float, /, **labels: Any) -> None:
+        """Set the series selected by ``labels`` to ``value``."""
+        try:
+            child = self._lookup(labels)
+            if child is not None:
+                child.set(value)
+        except Exception as exc:
+            self._failed(exc)
+
+    def inc(self, amount: float = 1, /, **labels: Any) -> None:
+        """Add ``amount`` to the series selected by ``labels``."""
+        try:
+            child = self._lookup(labels)
+            if child is not None:
+                child.inc(amount)
+        except Exception as exc:
+            self._failed(exc)
+
+    def dec(self, amount: float = 1, /, **labels: Any) -> None:
+        """Subtract ``amount`` from the series selected by ``labels``."""
+        self.inc(-amount, **labels)
+
+
+class Histogram(_Instrument):
+    """A distribution (latencies, sizes): bucket counts, sum and count, with exemplars per bucket."""
+
+    kind = "histogram"
+    __slots__ = ("_bounds", "_scale")
+
+    def __init__(self, *args: Any, bounds: tuple[float, ...], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bounds = bounds
+        self._scale = 1000.0 if self.unit in _MS_UNITS else 1.0
+
+    def _extra(self) -> Any:
+        return self._bounds
+
+    def observe(self, value: float, /, **labels: Any) -> None:
+        """Record one observation in the series selected by ``labels``."""
+        try:
+            child = self._lookup(labels)
+            if child is None:
+                return
+            if value != value:
+                raise MetricError(f"histogram {self.name!r} got NaN")
+            # prometheus-client's own observe(), minus a linear bucket scan and per-call exemplar checks
+            bucket = child._buckets[bisect_left(child._upper_bounds, value)]
+            child._sum.inc(value)
+            bucket.inc(1)
+            if self._exemplars:
+                ex = current_exemplar(value)
+                if ex is not None:
+                    bucket.set_exemplar(ex)
+        except Exception as exc:
+            self._failed(exc)
+
+    def time(self, **labels: Any) -> _Timer:
+        """Observe the duration of a ``with`` block or of each call of a decorated function.
+
+        Durations are in seconds, or in milliseconds when the histogram's unit is milliseconds.
+        """
+        return _Timer(self, labels)
+
+
+class _Timer:
+    """Context manager and decorator (sync and async functions) timing into a histogram."""
+
+    __slots__ = ("_hist", "_labels", "_starts")
+
+    def __init__(self, hist: Histogram, labels: dict[str, Any]) -> None:
+        self._hist = hist
+        self._labels = labels
+        self._starts: list[float] = []  # a stack, so one timer object may be re-entered
+
+    def __enter__(self) -> _Timer:
+        self._starts.append(time.perf_counter())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        start = self._starts.pop() if self._starts else time.perf_counter()
+        self._hist.observe((time.perf_counter() - start) * self._hist._scale, **self._labels)
+
+    def __call__(self, func: F) -> F:
+        hist, labels = self._hist, self._labels
+        if asyncio.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    hist.observe((time.perf_counter() - start) * hist._scale, **labels)
+            return cast(F, awrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                hist.observe((time.perf_counter() - start) * hist._scale, **labels)
+        return cast(F, wrapper)
+
+
+def _define(kind: str, name: str, documentation: str, labels: Any, unit: str,
+            buckets: Sequence[float] | None = None) -> Any:
+    _check_name("metric name", name)
+    if unit:
+        _check_name("unit", unit)
+    base = name[: -len("_total")] if kind == "counter" and name.endswith("_total") else name
+    labelnames = _check_labels(base, kind, labels)
+    bounds: tuple[float, ...] | None = None
+    if kind == "histogram":
+        scale = 1000.0 if unit in _MS_UNITS else 1.0
+        raw = [b * scale for b in DEFAULT_BUCKETS] if buckets is None else list(buckets)
+        try:
+            bounds = tuple(float(b) for b in raw if float(b) != float("inf"))
+        except (TypeError, ValueError):
+            raise MetricError(f"histogram {base!r}: buckets must be numbers") from None
+        if not bounds or list(bounds) != sorted(set(bounds)):
+            raise MetricError(f"histogram {base!r}: buckets must be a non-empty, strictly increasing list "
+                              f"of numbers, got {raw!r}")
+    with _lock:
+        existing = _instruments.get(base)
+        if existing is not None:
+            existing._same(kind, labelnames, unit, bounds)
+            return existing
+        doc = documentation or base.replace("_", " ")
+        try:
+            if kind == "counter":
+                inst: _Instrument = Counter(base, doc, labelnames, unit, _PCounter(base, doc, labelnames,
+                                                                                   unit=unit))
+            elif kind == "gauge":
+                inst = Gauge(base, doc, labelnames, unit,
+                             _PGauge(base, doc, labelnames, unit=unit, multiprocess_mode="livesum"))
+            else:
+                assert bounds is not None
+                inst = Histogram(base, doc, labelnames, unit,
+                                 _PHistogram(base, doc, labelnames, unit=unit, buckets=bounds), bounds=bounds)
+        except ValueError as exc:  # e.g. the name is taken by a metric registered with prometheus-client
+            raise MetricError(f"cannot create metric {base!r}: {exc}") from None
+        _instruments[base] = inst
+        return inst
+
+
+def counter(name: str, documentation: str = "", *, labels: Iterable[str] = (), unit: str = "") -> Counter:
+    """A counter exposed as ``<name>[_<unit>]_total``. Same definition twice returns the same object."""
+    return cast(Counter, _define("counter", name, documentation, labels, unit))
+
+
+def histogram(name: str, documentation: str = "", *, labels: Iterable[str] = (), unit: str = "",
+              buckets: Sequence[float] | None = None) -> Histogram:
+    """A histogram; ``buckets=None`` gives latency buckets from 5 ms to 10 s (scaled for milliseconds)."""
+    return cast(Histogram, _define("histogram", name, documentation, labels, unit, buckets))
+
+
+def gauge(name: str, documentation: str = "", *, labels: Iterable[str] = (), unit: str = "") -> Gauge:
+    """A gauge. Under multiple workers the exposed value is the sum over live workers."""
+    return cast(Gauge, _define("gauge", name, documentation, labels, unit))
+
+
+def instruments() -> list[_Instrument]:
+    """Every instrument defined so far (the OTLP push reads them)."""
+    with _lock:
+        return list(_instruments.values())
+
+
+def _overflow_counter() -> Counter:
+    return counter("obskit_metric_overflow", "Observations folded into the _other series because a "
+                   "metric reached its label-set limit", labels=["metric"])
+
+
+class MetricsHandle:
+    """What ``start_metrics`` started: the ``/metrics`` server and the OTLP push. Stops them, bounded."""
+
+    def __init__(self, server: Any = None, pusher: Any = None) -> None:
+        self.server = server
+        self.pusher = pusher
+
+    @property
+    def port(self) -> int | None:
+        """The port ``/metrics`` is served on (useful with ``metrics_port=0``)."""
+        return None if self.server is None else int(self.server.port)
+
+    def force_flush(self, timeout: float) -> bool:
+        """Push the current values over OTLP now; False if that failed or took longer than ``timeout``."""
+        try:
+            return True if self.pusher is None else bool(self.pusher.force_flush(timeout))
+        except Exception as exc:
+            report_internal_error("metrics force_flush", exc)
+            return False
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop the server, push a last time and stop the pusher, all within ``timeout`` seconds."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        ok = True
+        try:
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
+            if self.pusher is not None:
+                ok = bool(self.pusher.shutdown(max(deadline - time.monotonic(), 0.0)))
+                self.pusher = None
+        except Exception as exc:
+            report_internal_error("metrics shutdown", exc)
+            return False
+        return ok
+
+
+def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
+    """Called once by ``obskit.init()``: apply settings, serve ``/metrics``, start the OTLP push."""
+    _settings["max_label_sets"] = config.metrics_max_label_sets
+    if config.strict:
+        set_strict_labels(True)
+    if not config.metrics:
+        return None
+    if config.multiproc_dir and not _multiprocess.enabled():
+        _log.warning("obskit: the multiprocess directory %s was configured after obskit was imported; "
+                     "set OBSKIT_MULTIPROC_DIR in the environment before start-up (see docs/metrics.md).",
+                     config.multiproc_dir)
+    _multiprocess.explain_once()
+    from . import _self_telemetry
+    from ._metrics_http import serve
+
+    _self_telemetry.ensure()
+    server = None
+    if config.metrics_port is not None:
+        server = serve(config.metrics_addr, config.metrics_port)
+    pusher = None
+    if config.exports("metrics"):
+        from ._metrics_otlp import Pusher
+
+        pusher = Pusher(config, resource)
+        pusher.start()
+    return MetricsHandle(server, pusher)
+
+
+def _reset_for_tests() -> None:
+    """Forget every instrument and setting (unregistering them from prometheus-client)."""
+    with _lock:
+        for inst in _instruments.values():
+            with contextlib.suppress(KeyError):
+                REGISTRY.unregister(inst._prom)
+        _instruments.clear()
+    _settings.update(strict=False, max_label_sets=None)
+    from . import _metrics_exemplar
+
+    _metrics_exemplar.reset()

@@ -1,0 +1,128 @@
+"""Exposition: the ``/metrics`` server and the mountable WSGI/ASGI apps, all serving one registry.
+
+The registry is chosen when a request arrives, not when the app object is built, because the app is often
+built at import time while the multiprocess decision can come later (gunicorn's hooks). In multiprocess
+mode it is the aggregate over every worker's files; otherwise prometheus-client's default registry, which
+also carries the process, platform and GC collectors and any metric the application registered there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gzip
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted, make_wsgi_app, start_http_server
+
+from . import _multiprocess
+
+__all__ = ["MetricsServer", "exposition_registry", "metrics_asgi_app", "metrics_wsgi_app", "render", "serve"]
+
+_log = logging.getLogger("obskit.metrics")
+_aggregates: dict[str, CollectorRegistry] = {}
+_agg_lock = threading.Lock()
+
+
+def exposition_registry() -> Any:
+    """What a scrape reads: every worker's values in multiprocess mode, else the default registry."""
+    path = _multiprocess.directory()
+    if path is None:
+        return REGISTRY
+    with _agg_lock:
+        reg = _aggregates.get(path)
+        if reg is None:
+            reg = CollectorRegistry(auto_describe=False)
+            reg.register(_multiprocess.AggregateCollector(path))  # type: ignore[arg-type]
+            _aggregates[path] = reg
+        return reg
+
+
+def render(accept: str = "", accept_encoding: str = "", names: Iterable[str] = ()) -> tuple[bytes, list[
+        tuple[str, str]]]:
+    """Body and headers for one scrape, negotiated on ``Accept`` (OpenMetrics when asked for)."""
+    registry = exposition_registry()
+    wanted = list(names)
+    if wanted:
+        registry = registry.restricted_registry(wanted)
+    encoder, content_type = choose_encoder(accept)
+    body = encoder(registry)
+    headers = [("Content-Type", content_type)]
+    if gzip_accepted(accept_encoding):
+        body = gzip.compress(body)
+        headers.append(("Content-Encoding", "gzip"))
+    return body, headers
+
+
+def metrics_wsgi_app() -> Callable[..., Iterable[bytes]]:
+    """A WSGI app serving the metrics, to mount on the application's own port (e.g. at ``/metrics``)."""
+    cache: dict[int, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        registry = exposition_registry()
+        inner = cache.get(id(registry))
+        if inner is None:
+            inner = cache[id(registry)] = make_wsgi_app(registry)
+        return inner(environ, start_response)  # type: ignore[no-any-return]
+
+    return app
+
+
+def metrics_asgi_app() -> Callable[..., Any]:
+    """An ASGI app serving the metrics; rendering runs in a worker thread, off the event loop."""
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope.get("type") != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        params = parse_qs(scope.get("query_string", b"").decode("utf-8"))
+        body, out = await asyncio.to_thread(render, headers.get("accept", ""),
+                                            headers.get("accept-encoding", ""), params.get("name[]", []))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in out]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+class MetricsServer:
+    """The background ``/metrics`` HTTP server (a daemon thread)."""
+
+    def __init__(self, httpd: Any, thread: threading.Thread) -> None:
+        self._httpd = httpd
+        self._thread = thread
+        self.port: int = httpd.server_port
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class _Registry:
+    """Looks the registry up per scrape (see the module docstring)."""
+
+    def collect(self) -> Any:
+        return exposition_registry().collect()
+
+    def restricted_registry(self, names: Iterable[str]) -> Any:
+        return exposition_registry().restricted_registry(names)
+
+
+def serve(addr: str, port: int) -> MetricsServer | None:
+    """Serve ``/metrics`` on ``addr:port``. Another worker holding the port is not an error."""
+    try:
+        httpd, thread = start_http_server(port, addr, registry=_Registry())  # type: ignore[arg-type]
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE and _multiprocess.enabled():
+            _log.info("obskit: %s:%d is already serving /metrics (another worker); this one does not.",
+                      addr, port)
+        else:
+            _log.error("obskit: cannot serve /metrics on %s:%d: %s", addr, port, exc)
+        return None
+    return MetricsServer(httpd, thread)

@@ -1,0 +1,236 @@
+"""prometheus-client's multiprocess mode, managed so multi-worker servers need no manual setup.
+
+prometheus-client decides its mode once, when ``prometheus_client.values`` is first imported, from
+``PROMETHEUS_MULTIPROC_DIR``; metric values read ``values.ValueClass`` when they are *constructed*, so the
+mode can still be switched later as long as no metric value exists yet. obskit creates no value at import
+time, which keeps that switch safe for the gunicorn hooks (they run after ``obskit`` is imported).
+
+Who wipes the directory: exactly one process per server run, chosen by a marker file holding the pid of
+the run's owner. gunicorn's master writes it from the hooks module (workers are forked children of it);
+``uvicorn --workers`` spawns fresh interpreters whose ``multiprocessing.parent_process()`` is the
+supervisor, so the first worker to take the lock wipes and records the supervisor's pid; a plain process
+owns its own run. Dead workers' counter and histogram files are merged into one archive file per type
+(totals must not go down when a worker dies) and their live gauges removed, so files do not pile up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__all__ = ["activate", "compact_dead", "directory", "enabled", "mark_dead", "prepare_from_env", "wipe"]
+
+_log = logging.getLogger("obskit.metrics")
+_MARKER = ".obskit-owner"
+_LOCK = ".obskit.lock"
+_ENV_VARS = ("OBSKIT_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR")
+# Files whose values must survive their process (prometheus-client keeps them; we merge them).
+_ARCHIVED = ("counter", "histogram", "summary")
+
+_state: dict[str, Any] = {"dir": None, "explained": False}
+
+
+def directory() -> str | None:
+    """The active multiprocess directory, or None in single-process mode."""
+    d: str | None = _state["dir"]
+    return d
+
+
+def enabled() -> bool:
+    """Whether metric values live in shared files aggregated across worker processes."""
+    return _state["dir"] is not None
+
+
+def _env_dir() -> str | None:
+    for var in _ENV_VARS:
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    return None
+
+
+@contextlib.contextmanager
+def _locked(path: str, exclusive: bool = True) -> Iterator[None]:
+    fd = os.open(os.path.join(path, _LOCK), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read_marker(path: str) -> int | None:
+    try:
+        with open(os.path.join(path, _MARKER)) as f:
+            return int(f.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(path: str, pid: int) -> None:
+    tmp = os.path.join(path, f"{_MARKER}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, os.path.join(path, _MARKER))
+
+
+def wipe(path: str, owner: int) -> None:
+    """Create ``path`` if needed, delete every metric file in it and record ``owner`` as this run's owner."""
+    os.makedirs(path, exist_ok=True)
+    with _locked(path):
+        _wipe_unlocked(path, owner)
+
+
+def _wipe_unlocked(path: str, owner: int) -> None:
+    for f in glob.glob(os.path.join(path, "*.db")):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f)
+    _write_marker(path, owner)
+
+
+def _gunicorn_parent() -> bool:
+    """A forked gunicorn worker (whose parent, the master, did not load obskit's hooks)."""
+    if "gunicorn" not in sys.modules:
+        return False
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            return b"gunicorn" in f.read()
+    except OSError:
+        return False
+
+
+def _owner() -> int:
+    """The pid whose lifetime is this server run: the spawning supervisor, gunicorn's master, or us."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid:
+        return parent.pid
+    if _gunicorn_parent():
+        return os.getppid()
+    return os.getpid()
+
+
+def prepare_from_env() -> str | None:
+    """At import: if a multiprocess directory is configured, create/wipe it (once per run) and switch mode."""
+    path = _env_dir()
+    if path is None:
+        return None
+    os.makedirs(path, exist_ok=True)
+    with _locked(path):
+        marker = _read_marker(path)
+        if marker not in (os.getpid(), os.getppid()):
+            owner = _owner()
+            if marker != owner:
+                _wipe_unlocked(path, owner)
+    activate(path)
+    return path
+
+
+def activate(path: str) -> None:
+    """Make every metric value constructed from now on live in ``path`` (prometheus-client's mmap files)."""
+    path = os.path.abspath(path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    import prometheus_client.values
+
+    values: Any = prometheus_client.values  # untyped module
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MultiProcessValue()
+    _state["dir"] = path
+
+
+def explain_once() -> None:
+    """Say once per process what this mode cannot do, so nobody hunts for missing exemplars."""
+    if _state["explained"] or not enabled():
+        return
+    _state["explained"] = True
+    _log.warning(
+        "obskit: metrics in multiprocess mode (%s): /metrics shows the sum over all workers; exemplars and "
+        "per-worker process metrics are not available in this mode (see docs/metrics.md).", _state["dir"])
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _files_by_pid(path: str) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for f in glob.glob(os.path.join(path, "*.db")):
+        stem = os.path.basename(f)[:-3]
+        pid_part = stem.rsplit("_", 1)[-1]
+        if pid_part.isdigit():
+            out.setdefault(int(pid_part), []).append(f)
+    return out
+
+
+def _merge_into_archive(path: str, files: Iterable[str]) -> None:
+    from prometheus_client import mmap_dict
+
+    MmapedDict: Any = mmap_dict.MmapedDict  # untyped
+    for f in files:
+        kind = os.path.basename(f).split("_", 1)[0]
+        if kind in _ARCHIVED:
+            archive = MmapedDict(os.path.join(path, f"{kind}_archive.db"))
+            try:
+                for key, value, ts, _pos in MmapedDict.read_all_values_from_file(f):
+                    current, _ = archive.read_value(key)
+                    archive.write_value(key, current + value, ts)
+            finally:
+                archive.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f)
+
+
+def mark_dead(pid: int, path: str | None = None) -> None:
+    """Fold a dead worker's files into the archive (counters, histograms) or drop them (gauges)."""
+    path = path or directory()
+    if not path:
+        return
+    with _locked(path):
+        files = _files_by_pid(path).get(pid, [])
+        if files:
+            _merge_into_archive(path, files)
+
+
+def compact_dead(path: str | None = None) -> int:
+    """Fold every dead process's files; returns how many processes were folded. Cheap when none died."""
+    path = path or directory()
+    if not path:
+        return 0
+    dead = [pid for pid in _files_by_pid(path) if not _pid_alive(pid)]
+    if not dead:
+        return 0
+    with _locked(path):
+        by_pid = _files_by_pid(path)
+        for pid in dead:
+            _merge_into_archive(path, by_pid.get(pid, []))
+    return len(dead)
+
+
+class AggregateCollector:
+    """prometheus-client's MultiProcessCollector, serialised with compaction so no scrape double-counts."""
+
+    def __init__(self, path: str) -> None:
+        from prometheus_client import multiprocess
+
+        collector: Any = multiprocess.MultiProcessCollector  # untyped
+        self._path = path
+        self._inner: Any = collector(None, path=path)
+
+    def collect(self) -> Any:
+        compact_dead(self._path)
+        with _locked(self._path, exclusive=False):
+            return list(self._inner.collect())
