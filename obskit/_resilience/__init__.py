@@ -1,33 +1,27 @@
-"""PLACEHOLDER (resilience helper replaces)."""
+"""Observable resilience: circuit breaker with fallback, retry, timeout and bulkhead.
+
+Every decision is emitted as a frozen event (``_events``) to sinks; the default sink (``_telemetry``)
+turns them into metrics, logs and span events, so the guards themselves stay small and testable.
+Composition order, outermost first: ``retry`` > ``circuit_breaker`` > ``timeout`` > ``bulkhead``.
+"""
 
 from __future__ import annotations
 
-import enum
-from typing import Any
+from ._breaker import CircuitBreaker, circuit_breaker
+from ._bulkhead import bulkhead
+from ._events import add_sink, remove_sink
+from ._retry import retry
+from ._state import BreakerConfig, CircuitState
+from ._timeout import timeout
 
-
-class CircuitState(enum.Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-class CircuitBreaker:
-    def __init__(self, name: str, **kwargs: Any) -> None:
-        raise NotImplementedError
-
-
-def circuit_breaker(name: str, **kwargs: Any) -> Any:
-    raise NotImplementedError
-
-
-def retry(**kwargs: Any) -> Any:
-    raise NotImplementedError
-
-
-def timeout(seconds: float, **kwargs: Any) -> Any:
-    raise NotImplementedError
-
-
-def bulkhead(**kwargs: Any) -> Any:
-    raise NotImplementedError
+__all__ = [
+    "BreakerConfig",
+    "CircuitBreaker",
+    "CircuitState",
+    "add_sink",
+    "bulkhead",
+    "circuit_breaker",
+    "remove_sink",
+    "retry",
+    "timeout",
+]

@@ -1,0 +1,365 @@
+"""The one place resilience decisions become metrics (WHAT), logs (WHY) and span events (WHERE).
+
+Everything here is guarded: a broken exporter, logger or metrics backend is reported once on stderr and
+never changes the outcome of the call that triggered it. The per-call paths use metric children bound once
+per breaker, so a closed breaker's success path costs two metric updates and no allocation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from opentelemetry import trace
+
+from .._safe import report_internal_error
+from . import _events, _registry
+from ._events import (
+    BulkheadRejected,
+    CallRejected,
+    Event,
+    FallbackInvoked,
+    RetryAttempted,
+    RetryFinished,
+    StateChanged,
+    TimeoutFinished,
+)
+from ._state import CircuitState, Outcome
+
+__all__ = ["BreakerCallMetrics", "GaugeChild", "TelemetrySink", "gauge_child", "install"]
+
+LOGGER_NAME = "obskit.resilience"
+_OUTCOMES = ("success", "failure", "ignored", "cancelled", "rejected")  # indexed by Outcome
+
+_instruments: dict[str, Any] = {}
+_instruments_lock = threading.Lock()
+
+
+def _instrument(kind: str, name: str, doc: str, labels: Sequence[str]) -> Any:
+    """Create (once) an obskit metric; falls back to prometheus_client while obskit's API is unavailable."""
+    inst = _instruments.get(name)
+    if inst is not None:
+        return inst
+    with _instruments_lock:
+        inst = _instruments.get(name)
+        if inst is None:
+            inst = _create(kind, name, doc, list(labels))
+            _instruments[name] = inst
+        return inst
+
+
+def _create(kind: str, name: str, doc: str, labels: list[str]) -> Any:
+    from .. import _metrics
+
+    try:
+        if kind == "counter":
+            return _metrics.counter(name, doc, labels=labels)
+        if kind == "histogram":
+            return _metrics.histogram(name, doc, unit="seconds", labels=labels)
+        return _metrics.gauge(name, doc, labels=labels)
+    except NotImplementedError:
+        import prometheus_client
+
+        if kind == "counter":
+            return prometheus_client.Counter(name, doc, labels)
+        if kind == "histogram":
+            return prometheus_client.Histogram(f"{name}_seconds", doc, labels)
+        return prometheus_client.Gauge(name, doc, labels)
+
+
+class _Bound:
+    """A label-bound view for instruments without prometheus-style ``labels()``."""
+
+    __slots__ = ("_inst", "_labels")
+
+    def __init__(self, inst: Any, labels: dict[str, str]) -> None:
+        self._inst, self._labels = inst, labels
+
+    def inc(self, amount: float = 1) -> None:
+        self._inst.inc(amount, **self._labels)
+
+    def dec(self, amount: float = 1) -> None:
+        self._inst.dec(amount, **self._labels)
+
+    def set(self, value: float) -> None:
+        self._inst.set(value, **self._labels)
+
+    def observe(self, value: float) -> None:
+        self._inst.observe(value, **self._labels)
+
+
+def _child(inst: Any, **labels: str) -> Any:
+    """The instrument's child for ``labels``, bound once so hot paths skip label handling."""
+    labels_method = getattr(inst, "labels", None)
+    if callable(labels_method):
+        try:
+            return labels_method(**labels)
+        except Exception:
+            pass
+    return _Bound(inst, labels)
+
+
+def _counter(name: str, doc: str, labels: Sequence[str]) -> Any:
+    return _instrument("counter", name, doc, labels)
+
+
+def _inc(metric: str, doc: str, /, amount: float = 1, **labels: str) -> None:
+    """Increment a counter on a decision path (rare enough that binding per call is fine)."""
+    _child(_counter(metric, doc, tuple(labels)), **labels).inc(amount)
+
+
+# -- per-call metrics ----------------------------------------------------------------------------------
+
+
+class BreakerCallMetrics:
+    """``calls_total`` and ``call_duration_seconds`` for one breaker, children bound on first use."""
+
+    __slots__ = ("_children", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._children: list[tuple[Any, Any]] | None = None
+
+    def _bind(self) -> list[tuple[Any, Any]]:
+        calls = _counter(
+            "obskit_circuit_breaker_calls",
+            "Calls through a circuit breaker, by outcome.",
+            ("name", "outcome"),
+        )
+        duration = _instrument(
+            "histogram",
+            "obskit_circuit_breaker_call_duration",
+            "Duration of the calls a circuit breaker let through, by outcome.",
+            ("name", "outcome"),
+        )
+        children = [
+            (_child(calls, name=self._name, outcome=o), _child(duration, name=self._name, outcome=o))
+            for o in _OUTCOMES
+        ]
+        self._children = children
+        return children
+
+    def __call__(self, outcome: Outcome, duration: float) -> None:
+        try:
+            children = self._children or self._bind()
+            count, hist = children[outcome]
+            count.inc()
+            if outcome is not Outcome.REJECTED:
+                hist.observe(duration)
+        except Exception as exc:
+            report_internal_error("resilience call metrics", exc)
+
+
+class GaugeChild:
+    """A guarded gauge child for hot paths (bulkhead occupancy)."""
+
+    __slots__ = ("_child", "_doc", "_labels", "_name")
+
+    def __init__(self, metric: str, doc: str, /, **labels: str) -> None:
+        self._name, self._doc, self._labels = metric, doc, labels
+        self._child: Any = None
+
+    def _get(self) -> Any:
+        if self._child is None:
+            self._child = _child(
+                _instrument("gauge", self._name, self._doc, tuple(self._labels)), **self._labels
+            )
+        return self._child
+
+    def inc(self) -> None:
+        try:
+            self._get().inc()
+        except Exception as exc:
+            report_internal_error("resilience gauge", exc)
+
+    def dec(self) -> None:
+        try:
+            self._get().dec()
+        except Exception as exc:
+            report_internal_error("resilience gauge", exc)
+
+
+def gauge_child(metric: str, doc: str, /, **labels: str) -> GaugeChild:
+    """A guarded, lazily bound gauge child."""
+    return GaugeChild(metric, doc, **labels)
+
+
+# -- decisions: metrics + logs + span events ------------------------------------------------------------
+
+_logger: Any = None
+
+
+def get_logger() -> Any:
+    """obskit's logger for this layer; plain structlog until obskit's logging is importable."""
+    global _logger
+    if _logger is None:
+        try:
+            from .. import _logging
+
+            _logger = _logging.get_logger(LOGGER_NAME)
+        except NotImplementedError:
+            import structlog
+
+            _logger = structlog.get_logger(LOGGER_NAME)
+    return _logger
+
+
+def _span_event(name: str, fields: dict[str, Any]) -> None:
+    """Add an event to the current span, if one is recording (None values are dropped: OTel rejects them)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(name, {k: v for k, v in fields.items() if v is not None})
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+class TelemetrySink:
+    """The default sink: maps each decision to its counters, its log line and its span event."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            StateChanged: self._state_changed,
+            CallRejected: self._rejected,
+            FallbackInvoked: self._fallback,
+            RetryAttempted: self._retry_attempt,
+            RetryFinished: self._retry_finished,
+            TimeoutFinished: self._timeout,
+            BulkheadRejected: self._bulkhead,
+        }
+
+    def __call__(self, event: Event) -> None:
+        self._handlers[type(event)](event)
+
+    def _state_changed(self, e: StateChanged) -> None:
+        _inc(
+            "obskit_circuit_breaker_transitions",
+            "Circuit breaker state transitions.",
+            name=e.name,
+            from_state=e.from_state,
+            to_state=e.to_state,
+        )
+        fields = {
+            "name": e.name,
+            "from_state": e.from_state,
+            "to_state": e.to_state,
+            "reason": e.reason,
+            "failure_rate": _rate(e.failure_rate),
+            "slow_call_rate": _rate(e.slow_call_rate),
+            "window_size": e.window_size,
+            "wait": e.wait,
+        }
+        log = get_logger()
+        (log.warning if e.to_state == "open" else log.info)("circuit_breaker.state_changed", **fields)
+        _span_event("circuit_breaker.state_changed", fields)
+
+    def _rejected(self, e: CallRejected) -> None:
+        _span_event(
+            "circuit_breaker.rejected", {"name": e.name, "state": e.state, "retry_after": e.retry_after}
+        )
+
+    def _fallback(self, e: FallbackInvoked) -> None:
+        fields = {"name": e.name, "reason": e.reason, "error_type": e.error_type}
+        get_logger().warning("fallback.invoked", **fields)
+        _span_event("fallback.invoked", fields)
+
+    def _retry_attempt(self, e: RetryAttempted) -> None:
+        fields = {"name": e.name, "attempt": e.attempt, "wait": round(e.wait, 4), "error_type": e.error_type}
+        get_logger().info("retry.attempt", **fields)
+        _span_event("retry.attempt", fields)
+
+    def _retry_finished(self, e: RetryFinished) -> None:
+        _inc(
+            "obskit_retry_calls",
+            "Calls through a retry decorator, by outcome.",
+            name=e.name,
+            outcome=e.outcome,
+        )
+        _inc(
+            "obskit_retry_attempts",
+            "Attempts made by retry decorators, first ones included.",
+            amount=e.attempts,
+            name=e.name,
+        )
+        if e.outcome == "failed_with_retry":
+            get_logger().warning(
+                "retry.exhausted", name=e.name, attempts=e.attempts, error_type=e.error_type, reason=e.reason
+            )
+
+    def _timeout(self, e: TimeoutFinished) -> None:
+        _inc("obskit_timeout_calls", "Calls under a time limit, by outcome.", name=e.name, outcome=e.outcome)
+
+    def _bulkhead(self, e: BulkheadRejected) -> None:
+        _inc("obskit_bulkhead_rejected", "Calls a bulkhead refused.", name=e.name)
+        get_logger().warning(
+            "bulkhead.rejected", name=e.name, max_concurrent=e.max_concurrent, max_wait=e.max_wait
+        )
+
+
+# -- scrape-time gauges ---------------------------------------------------------------------------------
+
+
+class BreakerCollector:
+    """State (one-hot) and rate gauges, computed at scrape time from one consistent snapshot per breaker.
+
+    Setting gauge children on each transition could be scraped half-way (zero or two states hot); reading
+    the state once per scrape cannot. Rates are absent while the window holds fewer than the minimum calls.
+    """
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        state = GaugeMetricFamily(
+            "obskit_circuit_breaker_state", "Circuit breaker state (one-hot).", labels=["name", "state"]
+        )
+        failure = GaugeMetricFamily(
+            "obskit_circuit_breaker_failure_rate",
+            "Failure rate in the breaker's current window (absent below the minimum calls).",
+            labels=["name"],
+        )
+        slow = GaugeMetricFamily(
+            "obskit_circuit_breaker_slow_call_rate",
+            "Slow-call rate in the breaker's current window (absent below the minimum calls).",
+            labels=["name"],
+        )
+        for core in _registry.all_cores():
+            try:
+                current, failure_rate, slow_rate, _ = core.snapshot()
+            except Exception as exc:
+                report_internal_error("resilience collector", exc)
+                continue
+            for s in CircuitState:
+                state.add_metric([core.name, s.value], 1.0 if s is current else 0.0)
+            if failure_rate is not None and slow_rate is not None:
+                failure.add_metric([core.name], failure_rate)
+                slow.add_metric([core.name], slow_rate)
+        yield state
+        yield failure
+        yield slow
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install() -> None:
+    """Register the default sink and the scrape-time collector, once per process."""
+    global _installed
+    if _installed:
+        return
+    with _install_lock:
+        if _installed:
+            return
+        _events.add_sink(TelemetrySink())
+        try:
+            import prometheus_client
+
+            prometheus_client.REGISTRY.register(BreakerCollector())  # type: ignore[arg-type]
+        except Exception as exc:
+            report_internal_error("resilience collector registration", exc)
+        _installed = True
