@@ -1,0 +1,128 @@
+"""Bridge from obskit's log pipeline to an OpenTelemetry ``LoggerProvider`` (OTLP log export).
+
+The bridge sits inside :func:`obskit._logging_pipeline.process`, after redaction, so an exported record
+carries exactly the redacted fields of the printed line and is emitted once per event, whichever front end
+(structlog or stdlib) produced it. Records produced while exporting, or by the exporter's own libraries, are
+printed but never exported: that feedback loop would otherwise grow with every failed export.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from opentelemetry import context as otel_context
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.util.types import AttributeValue
+
+from ._logging_pipeline import ExcInfo, safe_str
+from ._safe import in_telemetry, telemetry_section
+
+__all__ = ["OtlpBridge", "coerce_attribute", "severity"]
+
+# Loggers of the export machinery itself: exporting their records would feed on itself.
+_NOT_EXPORTED = ("opentelemetry", "grpc")
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+_SEVERITY: dict[int, tuple[SeverityNumber, str]] = {
+    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
+    logging.INFO: (SeverityNumber.INFO, "INFO"),
+    logging.WARNING: (SeverityNumber.WARN, "WARN"),
+    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
+    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
+}
+
+
+def severity(level: int) -> tuple[SeverityNumber, str]:
+    """OTel severity for a stdlib level; in-between levels map to the 2-4 sub-steps, as the spec suggests."""
+    hit = _SEVERITY.get(level)
+    if hit is not None:
+        return hit
+    if level < logging.DEBUG:
+        return SeverityNumber.TRACE, "TRACE"
+    base = min(level // 10 * 10, logging.CRITICAL)
+    number, text = _SEVERITY[base]
+    step = min(level - base, 3)
+    return SeverityNumber(number.value + step), text
+
+
+def _scalar(v: object) -> bool:
+    return isinstance(v, str | bool | float) or (isinstance(v, int) and _INT_MIN <= v <= _INT_MAX)
+
+
+def coerce_attribute(value: Any) -> AttributeValue:
+    """OTLP attributes take scalars or homogeneous scalar sequences; anything else becomes text."""
+    if _scalar(value):
+        return value  # type: ignore[no-any-return]
+    if (
+        isinstance(value, list | tuple)
+        and all(_scalar(x) for x in value)
+        and (not value or all(type(x) is type(value[0]) for x in value))
+    ):
+        return list(value)
+    if isinstance(value, Mapping):
+        try:
+            return orjson.dumps(value, default=safe_str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except Exception:
+            return safe_str(value)
+    return safe_str(value)
+
+
+def exception_attributes(exc_info: ExcInfo) -> dict[str, AttributeValue]:
+    """The semconv ``exception.*`` trio; ``format_exception`` never includes local variables."""
+    etype, value, tb = exc_info
+    module = getattr(etype, "__module__", "")
+    qualname = getattr(etype, "__qualname__", safe_str(etype))
+    return {
+        "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+        "exception.message": safe_str(value),
+        "exception.stacktrace": "".join(traceback.format_exception(etype, value, tb)),
+    }
+
+
+class OtlpBridge:
+    """Turns one processed event into one OTel ``LogRecord`` on the ``obskit`` logger."""
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, logger_provider: LoggerProvider) -> None:
+        self._logger = logger_provider.get_logger("obskit")
+
+    def emit(
+        self,
+        level: int,
+        logger_name: str,
+        event: Any,
+        fields: Mapping[str, Any],
+        exc_info: ExcInfo | None,
+        created: float,
+        record: logging.LogRecord | None,
+    ) -> None:
+        if in_telemetry() or logger_name.startswith(_NOT_EXPORTED):
+            return
+        attributes: dict[str, AttributeValue] = {"logger.name": logger_name}
+        for key, value in fields.items():
+            attributes[safe_str(key)] = coerce_attribute(value)
+        if record is not None:
+            attributes["code.file.path"] = record.pathname
+            attributes["code.function.name"] = record.funcName
+            attributes["code.line.number"] = record.lineno
+        if exc_info is not None:
+            attributes.update(exception_attributes(exc_info))
+        number, text = severity(level)
+        log_record = LogRecord(
+            timestamp=int(created * 1e9),
+            observed_timestamp=time.time_ns(),
+            context=otel_context.get_current(),
+            severity_number=number,
+            severity_text=text,
+            body=event if isinstance(event, str) else safe_str(event),
+            attributes=attributes,
+        )
+        with telemetry_section():
+            self._logger.emit(log_record)

@@ -1,0 +1,370 @@
+"""The single path every log event takes, whether it came from structlog or from stdlib ``logging``.
+
+Both front ends (obskit's bound logger and the root handler) call :func:`process`, so a line looks the same
+and is correlated the same wherever it came from. Everything that depends on ``init()``'s settings lives in
+one immutable :class:`State` that ``configure_logging`` swaps in a single assignment: loggers created and
+cached before ``init()`` therefore follow it afterwards, and a reader never sees half of an old setup.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+import orjson
+from opentelemetry.trace import get_current_span
+from structlog.contextvars import STRUCTLOG_KEY_PREFIX
+from structlog.dev import ConsoleRenderer, plain_traceback
+from structlog.tracebacks import ExceptionDictTransformer
+
+from ._redact import Redactor
+from ._safe import report_internal_error
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
+__all__ = ["ExcInfo", "State", "context_fields", "default_state", "normalize_exc_info", "process"]
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+_PREFIX = STRUCTLOG_KEY_PREFIX
+_PREFIX_LEN = len(STRUCTLOG_KEY_PREFIX)
+_BASE_KEYS = ("timestamp", "level", "logger", "event")
+_JSON_OPTS = orjson.OPT_APPEND_NEWLINE
+# Locals can hold passwords and tokens that redaction by key never sees: tracebacks never carry them.
+_TO_DICT = ExceptionDictTransformer(show_locals=False)
+
+
+class Exporter(Protocol):
+    """What :func:`process` needs from the OTLP bridge (see ``_logging_otlp``)."""
+
+    def emit(
+        self,
+        level: int,
+        logger_name: str,
+        event: Any,
+        fields: Mapping[str, Any],
+        exc_info: ExcInfo | None,
+        created: float,
+        record: logging.LogRecord | None,
+    ) -> None: ...
+
+
+Renderer = Callable[[str, str, str, Any, "dict[str, Any]", "tuple[str, str] | None", "ExcInfo | None"], str]
+
+
+class State:
+    """Everything a log call reads; replaced as a whole, never mutated."""
+
+    __slots__ = ("exporter", "level", "redactor", "render", "stream")
+
+    def __init__(
+        self,
+        *,
+        level: int,
+        render: Renderer,
+        stream: IO[str] | None,
+        redactor: Redactor,
+        exporter: Exporter | None,
+    ) -> None:
+        self.level = level
+        self.render = render
+        self.stream = stream  # None: sys.stdout looked up at write time (pytest's capsys swaps it)
+        self.redactor = redactor
+        self.exporter = exporter
+
+
+# --- small helpers -------------------------------------------------------------------------------------
+
+_level_names: dict[int, str] = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+
+
+def level_name(level: int) -> str:
+    name = _level_names.get(level)
+    if name is None:
+        name = logging.getLevelName(level).lower().replace("level ", "level_")
+        if len(_level_names) < 256:
+            _level_names[level] = name
+    return name
+
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def iso_timestamp(t: float) -> str:
+    """ISO-8601 UTC with microseconds; the date part is formatted once per second, not per line."""
+    global _ts_cache
+    sec = int(t)
+    cached_sec, prefix = _ts_cache
+    if sec != cached_sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_cache = (sec, prefix)
+    return f"{prefix}.{int((t - sec) * 1_000_000):06d}Z"
+
+
+def safe_str(value: object) -> str:
+    """``str()`` that cannot fail: a value whose ``__str__`` raises must not cost the line."""
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return repr(value)
+        except Exception:
+            return f"<unprintable {type(value).__name__}>"
+
+
+def normalize_exc_info(exc_info: object) -> ExcInfo | None:
+    """Accept what structlog and stdlib accept: True, an exception, or a ``sys.exc_info()`` tuple."""
+    if exc_info is None or exc_info is False:
+        return None
+    if isinstance(exc_info, BaseException):
+        return (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[0] is not None:
+        return exc_info  # type: ignore[return-value]
+    if exc_info is True or exc_info:
+        current = sys.exc_info()
+        if current[0] is not None:
+            return current  # type: ignore[return-value]
+    return None
+
+
+def context_fields() -> dict[str, Any]:
+    """The ``structlog.contextvars`` context of the caller (``bind_context`` and friends)."""
+    out: dict[str, Any] = {}
+    for var, value in contextvars.copy_context().items():
+        if value is not Ellipsis and var.name.startswith(_PREFIX):
+            out[var.name[_PREFIX_LEN:]] = value
+    return out
+
+
+def _trace_ids() -> tuple[str, str] | None:
+    ctx: SpanContext = get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+# --- renderers -----------------------------------------------------------------------------------------
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return safe_str(value)
+
+
+def _sanitize(value: Any, depth: int = 0) -> Any:
+    """Slow path: make anything orjson refused (huge ints, odd keys) serialisable."""
+    if depth > 20:
+        return safe_str(value)
+    if isinstance(value, str | bool | float) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, Mapping):
+        return {safe_str(k): _sanitize(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_sanitize(v, depth + 1) for v in value]
+    return safe_str(value)
+
+
+def render_json(
+    ts: str,
+    level: str,
+    logger: str,
+    event: Any,
+    fields: dict[str, Any],
+    trace_ids: tuple[str, str] | None,
+    exc_info: ExcInfo | None,
+    service_fields: Mapping[str, str] = {},
+) -> str:
+    out: dict[str, Any] = {"timestamp": ts, "level": level, "logger": logger, "event": event}
+    out.update(fields)
+    if len(out) != 4 + len(fields):  # a field shadowed a base key: the base key wins, in place
+        out.update(timestamp=ts, level=level, logger=logger, event=event)
+    out.update(service_fields)
+    if trace_ids is not None:
+        out["trace_id"], out["span_id"] = trace_ids
+    if exc_info is not None:
+        out["exception"] = _TO_DICT(exc_info)
+    try:
+        data = orjson.dumps(out, default=_json_default, option=_JSON_OPTS)
+    except (TypeError, orjson.JSONEncodeError):
+        data = orjson.dumps(_sanitize(out), default=_json_default, option=_JSON_OPTS)
+    return data.decode()
+
+
+def make_json_renderer(service_fields: Mapping[str, str]) -> Renderer:
+    fixed = dict(service_fields)
+
+    def render(
+        ts: str,
+        level: str,
+        logger: str,
+        event: Any,
+        fields: dict[str, Any],
+        trace_ids: tuple[str, str] | None,
+        exc_info: ExcInfo | None,
+    ) -> str:
+        return render_json(ts, level, logger, event, fields, trace_ids, exc_info, fixed)
+
+    return render
+
+
+def make_console_renderer(colors: bool) -> Renderer:
+    # plain_traceback: the rich/better-exceptions formatters would print local variables.
+    console = ConsoleRenderer(colors=colors, exception_formatter=plain_traceback)
+
+    def render(
+        ts: str,
+        level: str,
+        logger: str,
+        event: Any,
+        fields: dict[str, Any],
+        trace_ids: tuple[str, str] | None,
+        exc_info: ExcInfo | None,
+    ) -> str:
+        ed: dict[str, Any] = {"timestamp": ts, "level": level, "event": safe_str(event), "logger": logger}
+        for k, v in fields.items():
+            if k not in ed:
+                ed[k] = v
+        if trace_ids is not None:
+            ed["trace_id"], ed["span_id"] = trace_ids
+        if exc_info is not None:
+            ed["exc_info"] = exc_info
+        return str(console(None, level, ed)) + "\n"
+
+    return render
+
+
+def is_tty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+def make_auto_renderer(stream: IO[str] | None, service_fields: Mapping[str, str]) -> Renderer:
+    """Before ``init()`` the stream may still change (tests, redirects): decide on every line."""
+    json_r = make_json_renderer(service_fields)
+    console_r = make_console_renderer(colors=True)
+    plain_r = make_console_renderer(colors=False)
+
+    def render(
+        ts: str,
+        level: str,
+        logger: str,
+        event: Any,
+        fields: dict[str, Any],
+        trace_ids: tuple[str, str] | None,
+        exc_info: ExcInfo | None,
+    ) -> str:
+        target = stream if stream is not None else sys.stdout
+        r = (console_r if _colors_allowed() else plain_r) if is_tty(target) else json_r
+        return r(ts, level, logger, event, fields, trace_ids, exc_info)
+
+    return render
+
+
+def _colors_allowed() -> bool:
+    return not os.environ.get("NO_COLOR")
+
+
+def default_state() -> State:
+    """What obskit does before ``init()``: INFO and up, console on a TTY else JSON, to stdout."""
+    return State(
+        level=logging.INFO,
+        render=make_auto_renderer(None, {}),
+        stream=None,
+        redactor=Redactor(),
+        exporter=None,
+    )
+
+
+STATE: State = default_state()
+_write_lock = threading.RLock()
+
+
+def set_state(state: State) -> None:
+    global STATE
+    STATE = state
+
+
+# --- the path ------------------------------------------------------------------------------------------
+
+
+def process(
+    level: int,
+    logger_name: str,
+    event: Any,
+    fields: dict[str, Any],
+    exc_info: ExcInfo | None,
+    created: float | None = None,
+    record: logging.LogRecord | None = None,
+) -> None:
+    """Redact, correlate, export, render and write one event. Never raises."""
+    st = STATE
+    try:
+        redactor = st.redactor
+        if fields and redactor.needs_redaction(fields):
+            fields = redactor.redact(fields)
+        if created is None:
+            created = time.time()
+        trace_ids = _trace_ids()
+        if st.exporter is not None:
+            try:
+                st.exporter.emit(level, logger_name, event, fields, exc_info, created, record)
+            except Exception as exc:
+                report_internal_error("logging: OTLP log export", exc)
+        try:
+            line = st.render(
+                iso_timestamp(created), level_name(level), logger_name, event, fields, trace_ids, exc_info
+            )
+        except Exception as exc:
+            report_internal_error("logging: rendering", exc)
+            line = _fallback_line(level, logger_name, event, exc_info)
+        _write(st.stream, line)
+    except Exception as exc:
+        report_internal_error("logging", exc)
+
+
+def _fallback_line(level: int, logger_name: str, event: Any, exc_info: ExcInfo | None) -> str:
+    """A field defeated the renderer: still say what happened, without the fields."""
+    out: dict[str, Any] = {
+        "timestamp": iso_timestamp(time.time()),
+        "level": level_name(level),
+        "logger": logger_name,
+        "event": safe_str(event),
+        "obskit_error": "fields could not be rendered",
+    }
+    if exc_info is not None:
+        out["exception"] = safe_str("".join(traceback.format_exception_only(exc_info[0], exc_info[1])))
+    return orjson.dumps(out, option=_JSON_OPTS).decode()
+
+
+def _write(stream: IO[str] | None, line: str) -> None:
+    target = stream if stream is not None else sys.stdout
+    if target is None:  # pythonw, or a closed-down interpreter
+        return
+    try:
+        with _write_lock:
+            target.write(line)
+            target.flush()
+    except Exception as exc:
+        report_internal_error("logging: writing to the log stream", exc)

@@ -1,0 +1,207 @@
+"""Routing of stdlib ``logging`` records (the app's, uvicorn's, gunicorn's, urllib3's) into obskit's pipeline.
+
+One handler on the root logger; servers' own console handlers are removed and their loggers made to
+propagate, so each record is printed exactly once, in the same format as structlog events. Servers that
+re-apply their logging config after ``init()`` (``uvicorn.run()`` does, by default) are repaired by wrapping
+the method that does it, when that server is already imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ._logging_pipeline import context_fields, normalize_exc_info, process, safe_str
+from ._safe import capture_internal_exceptions, report_internal_error
+
+__all__ = ["SERVER_LOGGERS", "ObskitHandler", "RoutingState", "record_to_event"]
+
+# Loggers that servers give their own console handlers and ``propagate=False``.
+SERVER_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "gunicorn",
+    "gunicorn.error",
+    "gunicorn.access",
+    "hypercorn.error",
+    "hypercorn.access",
+)
+
+_BLANK = logging.LogRecord("", 0, "", 0, "", (), None)
+_STANDARD = frozenset(vars(_BLANK)) | {"message", "asctime", "taskName"}
+# Presentation-only or duplicate data: uvicorn's ANSI copy of the message, structlog's wrapper markers,
+# and the trace fields of opentelemetry-instrumentation-logging (obskit adds its own).
+_DROPPED = frozenset(
+    {
+        "color_message",
+        "_logger",
+        "_name",
+        "_from_structlog",
+        "_record",
+        "otelSpanID",
+        "otelTraceID",
+        "otelTraceSampled",
+        "otelServiceName",
+    }
+)
+_NOT_FIELDS = _STANDARD | _DROPPED
+_ACCESS_FIELDS = ("client_addr", "method", "path", "http_version", "status_code")
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # a bad format string in a third-party call must not lose the record
+        return f"{safe_str(record.msg)} {safe_str(record.args)}"
+
+
+def record_to_event(record: logging.LogRecord) -> tuple[Any, dict[str, Any], object]:
+    """(event, fields, exc_info) for one record; ``extra={...}`` keys become fields."""
+    fields = context_fields()
+    exc_info: object = record.exc_info
+    msg = record.msg
+    if isinstance(msg, dict) and not record.args and "_logger" in record.__dict__:
+        # An event dict that a structlog.stdlib logger wrapped for ProcessorFormatter.
+        ed = dict(msg)
+        event = ed.pop("event", "")
+        exc_info = ed.pop("exc_info", None) or exc_info
+        fields.update(ed)
+    else:
+        event = _message(record)
+    attrs = record.__dict__
+    if attrs.keys() - _NOT_FIELDS:
+        for key, value in attrs.items():
+            if key not in _NOT_FIELDS:
+                fields[key] = value
+    if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+        fields.update(zip(_ACCESS_FIELDS, record.args, strict=True))
+    if record.stack_info:
+        fields["stack"] = record.stack_info
+    return event, fields, exc_info
+
+
+class ObskitHandler(logging.Handler):
+    """The root handler: hands each record to the shared pipeline."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event, fields, exc_info = record_to_event(record)
+            process(
+                record.levelno,
+                record.name,
+                event,
+                fields,
+                normalize_exc_info(exc_info),
+                record.created,
+                record,
+            )
+        except Exception as exc:  # never logging.Handler.handleError: it prints to stderr per record
+            report_internal_error("logging: stdlib handler", exc)
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    """Console handlers duplicate obskit's lines; file, socket and test-capture handlers are kept."""
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = getattr(handler, "stream", None)
+    return stream is not None and any(
+        stream is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    )
+
+
+class RoutingState:
+    """What obskit changed in stdlib logging, so that ``unconfigure`` can put it back."""
+
+    def __init__(self, handler: ObskitHandler, level: int) -> None:
+        self.handler = handler
+        self.level = level
+        self.root_level: int | None = None
+        self.root_removed: list[logging.Handler] = []
+        self.loggers: dict[str, tuple[list[logging.Handler], bool]] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def install(self) -> None:
+        root = logging.getLogger()
+        self.root_level = root.level
+        for h in list(root.handlers):
+            if isinstance(h, ObskitHandler) or _is_console(h):  # ObskitHandler: a handle never unconfigured
+                root.removeHandler(h)
+                if not isinstance(h, ObskitHandler):
+                    self.root_removed.append(h)
+        root.addHandler(self.handler)
+        root.setLevel(self.level)
+        self.adopt_server_loggers()
+        self._patch_servers()
+
+    def adopt_server_loggers(self) -> None:
+        """Strip servers' console handlers and let their records reach the root handler."""
+        for name in SERVER_LOGGERS:
+            lg = logging.getLogger(name)
+            if name not in self.loggers:
+                self.loggers[name] = (list(lg.handlers), lg.propagate)
+            for h in list(lg.handlers):
+                if _is_console(h) or isinstance(h, ObskitHandler):
+                    lg.removeHandler(h)
+            lg.propagate = True
+
+    def _patch_servers(self) -> None:
+        """Re-adopt after ``uvicorn.Config.configure_logging`` / gunicorn's ``Logger.setup`` run again."""
+        targets = (
+            ("uvicorn.config", "Config", "configure_logging"),
+            ("gunicorn.glogging", "Logger", "setup"),
+        )
+        for module_name, cls_name, meth_name in targets:
+            module = sys.modules.get(module_name)
+            cls = getattr(module, cls_name, None) if module is not None else None
+            original = cls.__dict__.get(meth_name) if cls is not None else None
+            if cls is None or original is None or getattr(original, "__obskit_wrapped__", False):
+                continue
+            self._undo.append(_wrap(cls, meth_name, original, self._readopt))
+
+    def _readopt(self) -> None:
+        with capture_internal_exceptions("logging: re-adopting server loggers"):
+            self.adopt_server_loggers()
+
+    def uninstall(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        for h in self.root_removed:
+            if h not in root.handlers:
+                root.addHandler(h)
+        if self.root_level is not None:
+            root.setLevel(self.root_level)
+        for name, (handlers, propagate) in self.loggers.items():
+            lg = logging.getLogger(name)
+            for h in handlers:
+                if h not in lg.handlers:
+                    lg.addHandler(h)
+            lg.propagate = propagate
+        self.loggers.clear()
+        self.root_removed.clear()
+
+
+def _wrap(
+    cls: type, name: str, original: Callable[..., Any], after: Callable[[], None]
+) -> Callable[[], None]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        after()
+        return result
+
+    wrapper.__obskit_wrapped__ = True  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    wrapper.__name__ = name
+    setattr(cls, name, wrapper)
+
+    def undo() -> None:
+        if cls.__dict__.get(name) is wrapper:
+            setattr(cls, name, original)
+
+    return undo
