@@ -28,7 +28,6 @@ from . import _multiprocess
 _multiprocess.prepare_from_env()  # must precede the first import of prometheus_client.values
 
 from opentelemetry.sdk.resources import Resource  # noqa: E402
-from prometheus_client import REGISTRY  # noqa: E402
 from prometheus_client import Counter as _PCounter  # noqa: E402
 from prometheus_client import Gauge as _PGauge  # noqa: E402
 from prometheus_client import Histogram as _PHistogram  # noqa: E402
@@ -498,13 +497,30 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
     return MetricsHandle(server, pusher)
 
 
-def _reset_for_tests() -> None:
-    """Forget every instrument and setting (unregistering them from prometheus-client)."""
+def _zero_all() -> None:
+    """Give every instrument fresh values built by the current value class; definitions stay."""
     with _lock:
         for inst in _instruments.values():
-            with contextlib.suppress(KeyError):
-                REGISTRY.unregister(inst._prom)
-        _instruments.clear()
+            with inst._lock:
+                inst._cache.clear()
+                inst._children.clear()
+                inst._overflow = None
+                inst._warned.clear()
+                inst._exemplars = not _multiprocess.enabled()
+                if inst.labelnames:
+                    inst._prom.clear()
+                else:
+                    inst._prom._metric_init()
+                    inst._cache[()] = inst._children[()] = inst._prom
+
+
+def _reset_for_tests() -> None:
+    """Zero every instrument and forget settings and warnings.
+
+    Definitions stay registered, so instruments an application created at import keep working (and stay
+    visible) across tests.
+    """
+    _zero_all()
     _settings.update(strict=False, max_label_sets=None)
     from . import _metrics_exemplar
 

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import gzip
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,9 +23,12 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted, make_wsg
 
 from . import _multiprocess
 
-__all__ = ["MetricsServer", "exposition_registry", "metrics_asgi_app", "metrics_wsgi_app", "render", "serve"]
+__all__ = ["SERVED_BY_ENV", "MetricsServer", "exposition_registry", "metrics_asgi_app", "metrics_wsgi_app",
+           "render", "serve"]
 
 _log = logging.getLogger("obskit.metrics")
+#: pid of the process serving the aggregate ``/metrics`` port for a multi-worker server (inherited by forks)
+SERVED_BY_ENV = "OBSKIT_METRICS_SERVED_BY"
 _aggregates: dict[str, CollectorRegistry] = {}
 _agg_lock = threading.Lock()
 
@@ -116,6 +120,8 @@ class _Registry:
 
 def serve(addr: str, port: int) -> MetricsServer | None:
     """Serve ``/metrics`` on ``addr:port``. Another worker holding the port is not an error."""
+    if _multiprocess.enabled() and os.environ.get(SERVED_BY_ENV) in (str(os.getpid()), str(os.getppid())):
+        return None  # this process or gunicorn's master already serves the aggregate
     try:
         httpd, thread = start_http_server(port, addr, registry=_Registry())  # type: ignore[arg-type]
     except OSError as exc:
@@ -125,4 +131,6 @@ def serve(addr: str, port: int) -> MetricsServer | None:
         else:
             _log.error("obskit: cannot serve /metrics on %s:%d: %s", addr, port, exc)
         return None
+    if _multiprocess.enabled():
+        os.environ[SERVED_BY_ENV] = str(os.getpid())
     return MetricsServer(httpd, thread)

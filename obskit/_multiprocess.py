@@ -142,6 +142,9 @@ def activate(path: str) -> None:
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()
     _state["dir"] = path
+    zero = getattr(sys.modules.get("obskit._metrics"), "_zero_all", None)
+    if zero is not None:  # instruments made before the switch get values in the shared files too
+        zero()
 
 
 def explain_once() -> None:

@@ -1,0 +1,91 @@
+"""gunicorn hooks: multi-worker metrics with no other setup.
+
+    gunicorn -c python:obskit.integrations.gunicorn app:app
+
+With your own config file, import the hooks into it (importing is what prepares the directory)::
+
+    # gunicorn.conf.py
+    from obskit.integrations.gunicorn import child_exit, on_exit, when_ready  # noqa: F401
+
+Importing this module in gunicorn's master (it loads config before any worker exists, and before the app
+with ``--preload``) creates and wipes the multiprocess directory (``OBSKIT_MULTIPROC_DIR`` /
+``PROMETHEUS_MULTIPROC_DIR``, else a fresh temporary one), records the master as the run's owner so
+workers never wipe it, and switches prometheus-client to multiprocess mode. ``child_exit`` folds a dead
+worker's files into the totals; with ``OBSKIT_METRICS_PORT`` set, ``when_ready`` serves the aggregate
+``/metrics`` from the master, which outlives every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from obskit import _multiprocess
+from obskit._metrics_http import SERVED_BY_ENV, serve
+
+__all__ = ["child_exit", "on_exit", "setup", "when_ready"]
+
+_state: dict[str, Any] = {"dir": None, "temporary": False, "server": None}
+
+
+def setup() -> str:
+    """Prepare the directory in this (master) process; idempotent. Returns the directory."""
+    if _state["dir"] is not None and _state["dir"] == _multiprocess.directory():
+        return str(_state["dir"])
+    path = None
+    for var in ("OBSKIT_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        path = path or os.environ.get(var, "").strip() or None
+    if path is None:
+        path = tempfile.mkdtemp(prefix="obskit-metrics-")
+        _state["temporary"] = True
+    path = os.path.abspath(path)
+    os.environ["OBSKIT_MULTIPROC_DIR"] = path  # inherited by every worker
+    _multiprocess.wipe(path, owner=os.getpid())
+    _multiprocess.activate(path)
+    _state["dir"] = path
+    return path
+
+
+def when_ready(server: Any) -> None:
+    """Serve the aggregate ``/metrics`` from the master when ``OBSKIT_METRICS_PORT`` is set."""
+    port = os.environ.get("OBSKIT_METRICS_PORT", "").strip()
+    if not port:
+        return
+    try:
+        from obskit._config import resolve
+
+        config = resolve({})
+        if config.metrics_port is None:
+            return
+        _state["server"] = serve(config.metrics_addr, config.metrics_port)
+        if _state["server"] is not None:
+            os.environ[SERVED_BY_ENV] = str(os.getpid())  # workers, forked later, leave the port alone
+    except Exception as exc:
+        from obskit._safe import report_internal_error
+
+        report_internal_error("gunicorn when_ready", exc)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker died: fold its counters and histograms into the totals, drop its live gauges."""
+    try:
+        _multiprocess.mark_dead(int(worker.pid))
+    except Exception as exc:
+        from obskit._safe import report_internal_error
+
+        report_internal_error("gunicorn child_exit", exc)
+
+
+def on_exit(server: Any) -> None:
+    """Stop the master's ``/metrics`` server; remove the directory if obskit made it."""
+    if _state["server"] is not None:
+        with contextlib.suppress(Exception):
+            _state["server"].stop()
+    if _state["temporary"] and _state["dir"]:
+        shutil.rmtree(_state["dir"], ignore_errors=True)
+
+
+setup()
