@@ -162,13 +162,14 @@ def init(
         resource = _guarded("resource", lambda: build_resource(config)) or Resource.create(
             {"service.name": config.service_name})
         tel = Telemetry(config, resource)
-        tel._tracing = _guarded("tracing setup", lambda: _tracing.setup_tracing(config, resource))
+        # Logging first, so that whatever the later steps report is already rendered by obskit.
         if config.logs and not config.disabled and config.logs_exporter != "none" and (
                 config.exports("logs") or config.logs_exporter == "console"):
             tel.logger_provider = _guarded("log export setup", lambda: _logger_provider(config, resource))
         if config.logs:
             tel._logging = _guarded("logging setup", lambda: _logging.configure_logging(
                 config, logger_provider=tel.logger_provider))
+        tel._tracing = _guarded("tracing setup", lambda: _tracing.setup_tracing(config, resource))
         if config.metrics:
             tel._metrics = _guarded("metrics setup", lambda: _metrics.start_metrics(config, resource))
         tel.integrations = _guarded("integrations", lambda: _integrations.enable(config)) or []

@@ -181,7 +181,6 @@ class TracingHandle:
                 p.shutdown()
 
 
-_warned_foreign = False
 _fork_hook_installed = False
 _handles: list[TracingHandle] = []
 _handles_lock = threading.Lock()
@@ -200,7 +199,7 @@ def _after_fork_in_child() -> None:
 
 def setup_tracing(config: Config, resource: Resource) -> TracingHandle | None:
     """Install (or join) the global TracerProvider per ``config``; None when tracing is off."""
-    global _redactor, _tracer, _warned_foreign, _fork_hook_installed
+    global _redactor, _tracer, _fork_hook_installed
     _redactor = Redactor(config.redact)
     if not config.traces or config.disabled:
         return None
@@ -212,12 +211,10 @@ def setup_tracing(config: Config, resource: Resource) -> TracingHandle | None:
         provider = TracerProvider(resource=resource, sampler=_sampler(config), shutdown_on_exit=False)
     else:
         provider = cast(TracerProvider, existing)
-        if not _warned_foreign:
-            _warned_foreign = True
-            _log.warning(
-                "obskit: a TracerProvider was already installed; obskit adds its processors to it and leaves "
-                "its resource and sampler as they are"
-            )
+        _log.warning(
+            "obskit: a TracerProvider was already installed; obskit adds its processors to it and leaves "
+            "its resource and sampler as they are"
+        )
 
     processors: list[SpanProcessor] = [_RedactingProcessor()]
     if config.exports("traces"):

@@ -1,0 +1,168 @@
+"""OTLP export guarantees, checked by decoding real protobuf in a loopback collector (gRPC and HTTP)."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from otlp_receiver import OTLPReceiver, attributes
+
+import obskit
+from conftest import protocol_of
+
+
+def _init(rx_endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
+    kw.setdefault("log_stream", io.StringIO())
+    kw.setdefault("log_format", "json")
+    return obskit.init(service_name="export-test", otlp_endpoint=rx_endpoint, otlp_protocol=protocol,
+                       integrations="none", metrics=False, **kw)
+
+
+def test_every_span_arrives_with_resource_and_headers(fresh: None, receiver: OTLPReceiver) -> None:
+    """Against a healthy collector, every span emitted before shutdown() arrives, with resource and headers."""
+    _init(receiver.endpoint, protocol_of(receiver), otlp_headers={"x-api-key": "k-123"},
+          service_version="9.9")
+    for i in range(300):
+        with obskit.span("work", i=i):
+            pass
+    assert obskit.shutdown(timeout=10) is True
+    spans = receiver.spans()
+    assert len(spans) == 300
+    assert sorted(attributes(s.attributes)["i"] for s in spans) == list(range(300))
+    res = receiver.resources("traces")[0]
+    assert res["service.name"] == "export-test" and res["service.version"] == "9.9"
+    assert all(h.get("x-api-key") == "k-123" for h in receiver.headers)
+
+
+def test_trace_and_span_ids_are_w3c_shaped(fresh: None, receiver: OTLPReceiver) -> None:
+    """Exported IDs are 16 and 8 bytes and the parent link survives the wire."""
+    _init(receiver.endpoint, protocol_of(receiver))
+    with obskit.span("parent") as parent, obskit.span("child"):
+        pass
+    obskit.shutdown(timeout=10)
+    by_name = {s.name: s for s in receiver.spans()}
+    assert len(by_name["child"].trace_id) == 16 and len(by_name["child"].span_id) == 8
+    assert by_name["child"].parent_span_id == parent.get_span_context().span_id.to_bytes(8, "big")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_shutdown_is_bounded_by_its_timeout_against_a_hung_collector(fresh: None, protocol: str) -> None:
+    """A collector that accepts and never answers cannot hold shutdown(timeout=2) much past 2 s."""
+    with OTLPReceiver(protocol, mode="hang") as rx:
+        _init(rx.endpoint, "grpc" if protocol == "grpc" else "http/protobuf")
+        for _ in range(50):
+            with obskit.span("stuck"):
+                pass
+        obskit.get_logger("t").info("a line that will never be delivered")
+        assert rx.wait_for(lambda r: len(r.requests("traces")) > 0 or True, timeout=0.1)
+        timeout = 2.0
+        start = time.monotonic()
+        obskit.shutdown(timeout=timeout)
+        elapsed = time.monotonic() - start
+    # The unguarded SDK waits 10-30 s here; the bound is the timeout plus thread start-up.
+    assert elapsed < timeout * 1.5, elapsed
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def test_collector_down_never_blocks_and_memory_stays_bounded(fresh: None) -> None:
+    """With nothing listening, 20k spans neither block nor grow the queue past its bound."""
+    tel = _init(f"http://127.0.0.1:{_closed_port()}", "http/protobuf")
+    for _ in range(20_000):
+        with obskit.span("lost"):
+            pass
+    provider = tel.tracer_provider
+    assert provider is not None
+    queues = [p._batch_processor._queue for p in provider._active_span_processor._span_processors
+              if hasattr(p, "_batch_processor")]
+    assert queues and all(len(q) <= 2048 for q in queues)
+    assert obskit.shutdown(timeout=2) in (True, False)
+
+
+class _Raising:
+    """An exporter that fails in every way an exporter can."""
+
+    def export(self, *a: Any, **k: Any) -> Any:
+        raise RuntimeError("exporter exploded")
+
+    def shutdown(self, *a: Any, **k: Any) -> None:
+        raise RuntimeError("shutdown exploded")
+
+    def force_flush(self, *a: Any, **k: Any) -> bool:
+        raise RuntimeError("flush exploded")
+
+
+def test_raising_exporter_never_reaches_the_app(fresh: None, monkeypatch: pytest.MonkeyPatch,
+                                                capfd: pytest.CaptureFixture[str]) -> None:
+    """An exporter that raises is contained: spans, logs, flush and shutdown all still return."""
+    from obskit import _export
+
+    monkeypatch.setattr(_export, "_new_otlp", lambda signal, config: _Raising())
+    _init("http://127.0.0.1:4317", "grpc")
+    for _ in range(10):
+        with obskit.span("ok"):
+            obskit.get_logger("t").info("still fine")
+    assert obskit.force_flush(timeout=2) in (True, False)
+    assert obskit.shutdown(timeout=2) in (True, False)
+    assert "exporter exploded" in capfd.readouterr().err  # reported once, on stderr
+
+
+class _RaisingProcessor(SpanProcessor):
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        raise RuntimeError("on_start exploded")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("on_end exploded")
+
+
+def test_raising_span_processor_never_reaches_the_app(fresh: None) -> None:
+    """A third-party span processor that raises does not break obskit.span() or @traced."""
+    tel = obskit.init(service_name="s", log_stream=io.StringIO(), integrations="none", metrics=False)
+    assert tel.tracer_provider is not None
+    tel.tracer_provider.add_span_processor(_RaisingProcessor())
+
+    @obskit.traced
+    def work() -> int:
+        return 1
+
+    with obskit.span("outer"):
+        assert work() == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_exports_with_its_own_instance_id(fresh: None) -> None:
+    """After a fork (gunicorn --preload) the child builds its own channel and its own service.instance.id."""
+    with OTLPReceiver("grpc") as rx:
+        tel = _init(rx.endpoint, "grpc")
+        with obskit.span("in-parent"):
+            pass
+        assert obskit.force_flush(timeout=5)  # the parent's gRPC channel now exists
+        parent_instance = dict(tel.resource.attributes)["service.instance.id"]
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                with obskit.span("in-child"):
+                    pass
+                code = 0 if obskit.shutdown(timeout=5) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert rx.wait_for(lambda r: any(s.name == "in-child" for s in r.spans()), timeout=10)
+        child_resources = [attributes(rs.resource.attributes) for req in rx.requests("traces")
+                           for rs in req.resource_spans if any(s.name == "in-child" for ss in rs.scope_spans
+                                                               for s in ss.spans)]
+        assert child_resources[0]["service.instance.id"] != parent_instance
+        assert child_resources[0]["process.pid"] == pid
