@@ -1,0 +1,216 @@
+"""OTLP log bridge: every event becomes one correlated, redacted OTel LogRecord, without feedback loops."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.trace import TracerProvider
+
+from obskit._config import resolve
+from obskit._logging import _reset_for_tests, configure_logging, get_logger
+from obskit._logging_otlp import coerce_attribute, severity
+from obskit._safe import telemetry_section
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Iterator[None]:
+    _reset_for_tests()
+    yield
+    _reset_for_tests()
+
+
+class Setup:
+    def __init__(self, exporter: Any = None, **options: Any) -> None:
+        self.exporter = exporter if exporter is not None else InMemoryLogRecordExporter()
+        self.provider = LoggerProvider(shutdown_on_exit=False)
+        self.provider.add_log_record_processor(SimpleLogRecordProcessor(self.exporter))
+        self.stream = io.StringIO()
+        args = {"log_format": "json", "log_stream": self.stream, "service_name": "svc", **options}
+        configure_logging(resolve(args, environ={}), logger_provider=self.provider)
+
+    @property
+    def records(self) -> list[Any]:
+        return [r.log_record for r in self.exporter.get_finished_logs()]
+
+    @property
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self.stream.getvalue().splitlines()]
+
+
+def _fail() -> None:
+    local_secret_value = "sk-live-local"  # noqa: F841 - must never be exported
+    raise KeyError("missing")
+
+
+def test_structlog_event_is_exported_with_trace_context_and_severity() -> None:
+    """A structlog event in a span exports once with the span's ids, severity, body and attributes."""
+    s = Setup()
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("op") as span:
+        get_logger("shop", tenant="t1").info("paid", amount=12.5, count=3, ok=True, tags=["a", "b"])
+    (rec,) = s.records
+    ctx = span.get_span_context()
+    assert (rec.trace_id, rec.span_id, rec.trace_flags) == (ctx.trace_id, ctx.span_id, ctx.trace_flags)
+    assert rec.severity_number == SeverityNumber.INFO and rec.severity_text == "INFO"
+    assert rec.body == "paid"
+    attrs = dict(rec.attributes)
+    assert attrs["logger.name"] == "shop"
+    assert (attrs["tenant"], attrs["amount"], attrs["count"], attrs["ok"]) == ("t1", 12.5, 3, True)
+    assert tuple(attrs["tags"]) == ("a", "b")
+    assert rec.timestamp is not None and rec.timestamp > 0
+    assert s.lines[0]["trace_id"] == f"{ctx.trace_id:032x}"
+
+
+def test_stdlib_record_is_exported_once_with_code_location() -> None:
+    """A stdlib warning exports once, as WARN, with its logger name and code attributes."""
+    s = Setup()
+    logging.getLogger("app.db").warning("slow query %s", "q1", extra={"ms": 900})
+    (rec,) = s.records
+    assert rec.severity_number == SeverityNumber.WARN and rec.severity_text == "WARN"
+    assert rec.body == "slow query q1"
+    attrs = dict(rec.attributes)
+    assert attrs["logger.name"] == "app.db" and attrs["ms"] == 900
+    assert attrs["code.file.path"] == __file__ and attrs["code.function.name"].startswith("test_stdlib")
+
+
+def test_exported_attributes_are_redacted_and_coerced() -> None:
+    """Sensitive keys are masked in the export; dicts and mixed lists become text."""
+    s = Setup(redact=["pin"])
+    get_logger("r").info("login", password="pw", pin="1234", meta={"token": "t", "n": 1}, mixed=[1, "a"])
+    attrs = dict(s.records[0].attributes)
+    assert attrs["password"] == "[REDACTED]" and attrs["pin"] == "[REDACTED]"
+    assert json.loads(attrs["meta"]) == {"token": "[REDACTED]", "n": 1}
+    assert attrs["mixed"] == "[1, 'a']"
+    assert "pw" not in str(attrs) and "1234" not in str(attrs)
+
+
+def test_exception_attributes_without_locals() -> None:
+    """An exception exports exception.type/message/stacktrace, and the stacktrace has no local values."""
+    s = Setup()
+    try:
+        _fail()
+    except KeyError:
+        get_logger("e").exception("lookup failed")
+    attrs = dict(s.records[0].attributes)
+    assert attrs["exception.type"] == "KeyError"
+    assert attrs["exception.message"] == "'missing'"
+    assert "_fail" in attrs["exception.stacktrace"] and "sk-live-local" not in attrs["exception.stacktrace"]
+    assert s.records[0].severity_number == SeverityNumber.ERROR
+
+
+def test_one_record_per_event_across_front_ends() -> None:
+    """structlog, stdlib and structlog-through-stdlib events each export exactly once."""
+    import structlog
+
+    s = Setup()
+    get_logger("a").info("one")
+    logging.getLogger("b").info("two")
+    structlog.wrap_logger(
+        logging.getLogger("c"),
+        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    ).info("three")
+    assert [r.body for r in s.records] == ["one", "two", "three"]
+    assert [x["event"] for x in s.lines] == ["one", "two", "three"]
+
+
+class _ChattyExporter(InMemoryLogRecordExporter):
+    """An exporter that logs while exporting, as real exporters do on retries and failures."""
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        logging.getLogger("my.exporter").warning("exporting %d", len(batch))
+        get_logger("my.exporter").info("structlog inside export")
+        return super().export(batch)
+
+
+def test_no_recursion_when_the_exporter_logs() -> None:
+    """Lines logged inside an export are printed but never exported again."""
+    s = Setup(_ChattyExporter())
+    get_logger("app").info("hello")
+    assert [r.body for r in s.records] == ["hello"]
+    assert [x["event"] for x in s.lines] == ["exporting 1", "structlog inside export", "hello"]
+
+
+def test_otel_and_grpc_loggers_and_telemetry_sections_are_not_exported() -> None:
+    """Records from opentelemetry*/grpc* loggers, or from inside telemetry_section, are printed only."""
+    s = Setup()
+    logging.getLogger("opentelemetry.sdk._logs").warning("export failed")
+    logging.getLogger("grpc._channel").warning("unavailable")
+    with telemetry_section():
+        get_logger("obskit.exporter").warning("inside")
+    assert s.records == []
+    assert len(s.lines) == 3
+
+
+class _RaisingProcessor(LogRecordProcessor):
+    def on_emit(self, log_record: Any) -> None:
+        raise RuntimeError("processor exploded")
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_an_emit_that_raises_does_not_reach_the_caller(capfd: pytest.CaptureFixture[str]) -> None:
+    """A failing log pipeline is reported on stderr; the caller's log call returns and the line prints."""
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(_RaisingProcessor())
+    stream = io.StringIO()
+    configure_logging(
+        resolve({"log_format": "json", "log_stream": stream}, environ={}), logger_provider=provider
+    )
+    get_logger("a").info("still printed")
+    logging.getLogger("b").error("std still printed")
+    assert [json.loads(x)["event"] for x in stream.getvalue().splitlines()] == [
+        "still printed",
+        "std still printed",
+    ]
+    assert "processor exploded" in capfd.readouterr().err
+
+
+def test_logs_false_exports_nothing() -> None:
+    """With logs=False the provider is ignored."""
+    s = Setup(logs=False)
+    get_logger("a").info("x")
+    assert s.records == []
+
+
+def test_severity_mapping() -> None:
+    """stdlib levels map onto OTel severities, in-between levels onto the sub-steps."""
+    assert severity(logging.DEBUG) == (SeverityNumber.DEBUG, "DEBUG")
+    assert severity(logging.CRITICAL) == (SeverityNumber.FATAL, "FATAL")
+    assert severity(logging.INFO + 2) == (SeverityNumber.INFO3, "INFO")
+    assert severity(5)[0] == SeverityNumber.TRACE
+    assert severity(99)[0] == SeverityNumber.FATAL4
+
+
+def test_attribute_coercion() -> None:
+    """Scalars and homogeneous sequences pass; the rest becomes text, never raising."""
+
+    class Evil:
+        def __str__(self) -> str:
+            raise RuntimeError
+
+        def __repr__(self) -> str:
+            raise RuntimeError
+
+    assert coerce_attribute("s") == "s" and coerce_attribute(1.5) == 1.5 and coerce_attribute(False) is False
+    assert coerce_attribute((1, 2)) == [1, 2] and coerce_attribute([]) == []
+    assert coerce_attribute([1, True]) == "[1, True]"
+    assert coerce_attribute(2**70) == str(2**70)
+    assert coerce_attribute(None) == "None"
+    assert coerce_attribute(Evil()).startswith("<unprintable")
