@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from .._errors import CircuitOpenError
 from . import _events, _registry, _telemetry
 from ._events import FallbackInvoked
-from ._state import BreakerConfig, BreakerCore, CircuitState, Outcome
+from ._state import CANCELLED, FAILURE, IGNORED, SUCCESS, BreakerConfig, BreakerCore, CircuitState, Outcome
 
 __all__ = ["CircuitBreaker", "circuit_breaker"]
 
@@ -51,8 +51,8 @@ def _classifier(
 
     def classify(exc: Exception) -> Outcome:
         if ignored is not None and isinstance(exc, ignored):
-            return Outcome.IGNORED
-        return Outcome.FAILURE if is_failure(exc) else Outcome.SUCCESS
+            return IGNORED
+        return FAILURE if is_failure(exc) else SUCCESS
 
     return classify
 
@@ -168,83 +168,90 @@ class CircuitBreaker:
         if inspect.iscoroutinefunction(fn):
             return cast(Callable[P, R], self._wrap_async(cast(Callable[P, Awaitable[Any]], fn)))
         core = self._core
+        acquire, complete, clock = core.acquire, core.complete, core.clock
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
-                epoch = core.acquire()
+                epoch = acquire()
             except CircuitOpenError as exc:
                 if self._fallback is None:
                     raise
                 return cast(R, self._call_fallback(args, kwargs, exc, "rejected"))
-            clock = core.clock
             start = clock()
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
-                outcome = self._judge_exception(epoch, exc, clock() - start)
-                if outcome is Outcome.FAILURE and self._fallback is not None:
+                if self._judge_exception(epoch, exc, start) is FAILURE and self._fallback is not None:
                     return cast(R, self._call_fallback(args, kwargs, exc, "failure"))
                 raise
             except BaseException:
-                core.complete(epoch, Outcome.CANCELLED, clock() - start)
+                end = clock()
+                complete(epoch, CANCELLED, end - start, end)
                 raise
-            self._judge_result(epoch, result, clock() - start)
+            end = clock()
+            if core.record_result is None:
+                complete(epoch, SUCCESS, end - start, end)
+            else:
+                self._judge_result(epoch, result, start, end)
             return result
 
         return guarded
 
     def _wrap_async(self, fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[Any]]:
         core = self._core
+        acquire, complete, clock = core.acquire, core.complete, core.clock
 
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
             try:
-                epoch = core.acquire()
+                epoch = acquire()
             except CircuitOpenError as exc:
                 if self._fallback is None:
                     raise
                 return await _resolve(self._call_fallback(args, kwargs, exc, "rejected"))
-            clock = core.clock
             start = clock()
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:
-                outcome = self._judge_exception(epoch, exc, clock() - start)
-                if outcome is Outcome.FAILURE and self._fallback is not None:
+                if self._judge_exception(epoch, exc, start) is FAILURE and self._fallback is not None:
                     return await _resolve(self._call_fallback(args, kwargs, exc, "failure"))
                 raise
             except BaseException:
-                core.complete(epoch, Outcome.CANCELLED, clock() - start)
+                end = clock()
+                complete(epoch, CANCELLED, end - start, end)
                 raise
-            self._judge_result(epoch, result, clock() - start)
+            end = clock()
+            if core.record_result is None:
+                complete(epoch, SUCCESS, end - start, end)
+            else:
+                self._judge_result(epoch, result, start, end)
             return result
 
         return guarded
 
-    def _judge_exception(self, epoch: int, exc: Exception, duration: float) -> Outcome:
+    def _judge_exception(self, epoch: int, exc: Exception, start: float) -> Outcome:
+        """Classify ``exc`` (``record``/``ignore``) and book it; the permit is settled even on error."""
         core = self._core
+        end = core.clock()
         try:
             outcome = core.classify(exc)
         except Exception:
-            outcome = Outcome.FAILURE  # a broken predicate must not leak the permit
-            core.complete(epoch, outcome, duration)
+            core.complete(epoch, FAILURE, end - start, end)
             raise
-        core.complete(epoch, outcome, duration)
+        core.complete(epoch, outcome, end - start, end)
         return outcome
 
-    def _judge_result(self, epoch: int, result: Any, duration: float) -> None:
+    def _judge_result(self, epoch: int, result: Any, start: float, end: float) -> None:
+        """Book a returned value, as a failure when ``record_result`` says so."""
         core = self._core
-        predicate = core.record_result
-        if predicate is None:
-            core.complete(epoch, Outcome.SUCCESS, duration)
-            return
+        assert core.record_result is not None
         try:
-            failed = predicate(result)
+            failed = core.record_result(result)
         except Exception:
-            core.complete(epoch, Outcome.FAILURE, duration)
+            core.complete(epoch, FAILURE, end - start, end)
             raise
-        core.complete(epoch, Outcome.FAILURE if failed else Outcome.SUCCESS, duration)
+        core.complete(epoch, FAILURE if failed else SUCCESS, end - start, end)
 
     def _call_fallback(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception, reason: str
@@ -268,13 +275,11 @@ class CircuitBreaker:
         stack = self._permits.get()
         (epoch, start), rest = stack[-1], stack[:-1]
         self._permits.set(rest)
-        duration = self._core.clock() - start
-        if exc is None:
-            self._core.complete(epoch, Outcome.SUCCESS, duration)
-        elif isinstance(exc, Exception):
-            self._judge_exception(epoch, exc, duration)
-        else:
-            self._core.complete(epoch, Outcome.CANCELLED, duration)
+        if isinstance(exc, Exception):
+            self._judge_exception(epoch, exc, start)
+            return
+        end = self._core.clock()
+        self._core.complete(epoch, SUCCESS if exc is None else CANCELLED, end - start, end)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()

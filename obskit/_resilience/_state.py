@@ -44,6 +44,9 @@ class Outcome(enum.IntEnum):
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 DISABLED, FORCED_OPEN = CircuitState.DISABLED, CircuitState.FORCED_OPEN
+# Module constants: ``x is SUCCESS`` is a global lookup, ``x is Outcome.SUCCESS`` an enum attribute lookup.
+SUCCESS, FAILURE, IGNORED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.IGNORED
+CANCELLED, REJECTED = Outcome.CANCELLED, Outcome.REJECTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +132,8 @@ class BreakerCore:
         self._window = config.new_window()
         self._minimum = config.effective_minimum
         self._slow_after = config.slow_call_duration
+        self._failure_threshold = config.failure_rate_threshold
+        self._slow_threshold = config.slow_call_rate_threshold
         self._epoch = 0
         self._state = CLOSED
         # (epoch, state) in one attribute, so the lock-free fast path reads a consistent pair.
@@ -188,17 +193,21 @@ class BreakerCore:
         if admitted is not None:
             return admitted
         retry_after = max(0.0, retry_at - now) if retry_at is not None else None
-        self.record_call(Outcome.REJECTED, 0.0)
+        self.record_call(REJECTED, 0.0)
         _events.emit(CallRejected(self.name, state.value, retry_after))
         raise CircuitOpenError(self.name, retry_after=retry_after, retry_at=retry_at)
 
-    def complete(self, epoch: int, outcome: Outcome, duration: float) -> None:
-        """Book how an admitted call ended; stale epochs are counted by telemetry but change nothing."""
+    def complete(self, epoch: int, outcome: Outcome, duration: float, now: float) -> None:
+        """Book how an admitted call ended (``now``: the clock when it ended).
+
+        Stale epochs are counted by telemetry but change nothing. This is the hot path of every call, so
+        it compares against module constants and keeps the critical section to a few integer updates.
+        """
         events: list[StateChanged] | None = None
-        if (outcome is not Outcome.IGNORED and outcome is not Outcome.CANCELLED) or self._state is HALF_OPEN:
+        if outcome is SUCCESS or outcome is FAILURE or self._state is HALF_OPEN:
             with self._lock:
                 if epoch == self._epoch:
-                    events = self._book(outcome, duration)
+                    events = self._book(outcome, duration, now)
         self.record_call(outcome, duration)
         if events:
             self._emit(events)
@@ -225,32 +234,32 @@ class BreakerCore:
             events = [self._transition(to, reason, self.clock())]
         self._emit(events)
 
-    def _book(self, outcome: Outcome, duration: float) -> list[StateChanged] | None:
+    def _book(self, outcome: Outcome, duration: float, now: float) -> list[StateChanged] | None:
         state = self._state
-        if state is HALF_OPEN and outcome is not Outcome.SUCCESS and outcome is not Outcome.FAILURE:
-            self._probes_left += 1  # an ignored or cancelled probe gives its permit back
-            return None
-        if state is not CLOSED and state is not HALF_OPEN:
-            return None
-        now = self.clock()
-        window = self._window
-        window.record(now, outcome is Outcome.FAILURE, duration >= self._slow_after)
-        calls = window.calls
         if state is CLOSED:
+            window = self._window
+            window.record(now, outcome is FAILURE, duration >= self._slow_after)
+            calls = window.calls
             if calls < self._minimum:
                 return None
-            config = self.config
-            if window.failures / calls >= config.failure_rate_threshold:
+            if window.failures / calls >= self._failure_threshold:
                 return [self._trip("failure_rate", now)]
-            if window.slow / calls >= config.slow_call_rate_threshold:
+            if window.slow / calls >= self._slow_threshold:
                 return [self._trip("slow_call_rate", now)]
             return None
+        if state is not HALF_OPEN:
+            return None
+        if outcome is not SUCCESS and outcome is not FAILURE:
+            self._probes_left += 1  # an ignored or cancelled probe gives its permit back
+            return None
+        window = self._window
+        window.record(now, outcome is FAILURE, duration >= self._slow_after)
+        calls = window.calls
         if calls < self.config.half_open_calls:
             return None
-        config = self.config
-        if window.failures / calls >= config.failure_rate_threshold:
+        if window.failures / calls >= self._failure_threshold:
             return [self._trip("probes_failed", now)]
-        if window.slow / calls >= config.slow_call_rate_threshold:
+        if window.slow / calls >= self._slow_threshold:
             return [self._trip("probes_slow", now)]
         self._trips = 0
         return [self._transition(CLOSED, "probes_succeeded", now)]

@@ -8,11 +8,13 @@ per breaker, so a closed breaker's success path costs two metric updates and no 
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from opentelemetry import trace
 
+from .. import _metrics
 from .._safe import report_internal_error
 from . import _events, _registry
 from ._events import (
@@ -25,51 +27,31 @@ from ._events import (
     StateChanged,
     TimeoutFinished,
 )
-from ._state import CircuitState, Outcome
+from ._state import REJECTED, CircuitState, Outcome
 
 __all__ = ["BreakerCallMetrics", "GaugeChild", "TelemetrySink", "gauge_child", "install"]
 
 LOGGER_NAME = "obskit.resilience"
 _OUTCOMES = ("success", "failure", "ignored", "cancelled", "rejected")  # indexed by Outcome
 
-_instruments: dict[str, Any] = {}
-_instruments_lock = threading.Lock()
-
 
 def _instrument(kind: str, name: str, doc: str, labels: Sequence[str]) -> Any:
-    """Create (once) an obskit metric; falls back to prometheus_client while obskit's API is unavailable."""
-    inst = _instruments.get(name)
-    if inst is not None:
-        return inst
-    with _instruments_lock:
-        inst = _instruments.get(name)
-        if inst is None:
-            inst = _create(kind, name, doc, list(labels))
-            _instruments[name] = inst
-        return inst
+    """The obskit metric ``name`` (obskit returns the existing one when it is defined again)."""
+    if kind == "counter":
+        return _metrics.counter(name, doc, labels=labels)
+    if kind == "histogram":
+        return _metrics.histogram(name, doc, unit="seconds", labels=labels)
+    return _metrics.gauge(name, doc, labels=labels)
 
 
-def _create(kind: str, name: str, doc: str, labels: list[str]) -> Any:
-    from .. import _metrics
-
-    try:
-        if kind == "counter":
-            return _metrics.counter(name, doc, labels=labels)
-        if kind == "histogram":
-            return _metrics.histogram(name, doc, unit="seconds", labels=labels)
-        return _metrics.gauge(name, doc, labels=labels)
-    except NotImplementedError:
-        import prometheus_client
-
-        if kind == "counter":
-            return prometheus_client.Counter(name, doc, labels)
-        if kind == "histogram":
-            return prometheus_client.Histogram(f"{name}_seconds", doc, labels)
-        return prometheus_client.Gauge(name, doc, labels)
+def _live(inst: Any) -> bool:
+    """Is ``inst`` still obskit's instrument for its name? (Test resets replace every instrument.)"""
+    registry = getattr(_metrics, "_instruments", None)
+    return registry is None or registry.get(inst.name) is inst
 
 
 class _Bound:
-    """A label-bound view for instruments without prometheus-style ``labels()``."""
+    """A label-bound view through the instrument's public methods (used if children are not reachable)."""
 
     __slots__ = ("_inst", "_labels")
 
@@ -82,21 +64,20 @@ class _Bound:
     def dec(self, amount: float = 1) -> None:
         self._inst.dec(amount, **self._labels)
 
-    def set(self, value: float) -> None:
-        self._inst.set(value, **self._labels)
-
     def observe(self, value: float) -> None:
         self._inst.observe(value, **self._labels)
 
 
 def _child(inst: Any, **labels: str) -> Any:
-    """The instrument's child for ``labels``, bound once so hot paths skip label handling."""
-    labels_method = getattr(inst, "labels", None)
-    if callable(labels_method):
-        try:
-            return labels_method(**labels)
-        except Exception:
-            pass
+    """The prometheus child behind ``inst`` for ``labels``, looked up once so hot paths skip label work.
+
+    Goes through obskit's own lookup, so label checks and the cardinality guard still apply.
+    """
+    lookup = getattr(inst, "_lookup", None)
+    if callable(lookup):
+        child = lookup(dict(labels))
+        if child is not None and hasattr(child, "inc" if inst.kind != "histogram" else "observe"):
+            return child
     return _Bound(inst, labels)
 
 
@@ -105,23 +86,78 @@ def _counter(name: str, doc: str, labels: Sequence[str]) -> Any:
 
 
 def _inc(metric: str, doc: str, /, amount: float = 1, **labels: str) -> None:
-    """Increment a counter on a decision path (rare enough that binding per call is fine)."""
-    _child(_counter(metric, doc, tuple(labels)), **labels).inc(amount)
+    """Increment a counter on a decision path (rare enough to go through the public API each time)."""
+    _counter(metric, doc, tuple(labels)).inc(amount, **labels)
 
 
 # -- per-call metrics ----------------------------------------------------------------------------------
 
 
-class BreakerCallMetrics:
-    """``calls_total`` and ``call_duration_seconds`` for one breaker, children bound on first use."""
+class _FastSeries:
+    """One outcome's counter and histogram children, reduced to the value cells they update.
 
-    __slots__ = ("_children", "_name")
+    Same shortcut obskit's own histogram takes (bisect instead of prometheus-client's linear scan, no
+    per-call checks); if prometheus-client's internals ever differ, :func:`_fast` falls back to ``_Slow``.
+    """
+
+    __slots__ = ("_bounds", "_buckets", "_count", "_sum")
+
+    def __init__(self, count: Any, hist: Any) -> None:
+        self._count = count._value
+        self._sum = hist._sum
+        self._buckets = hist._buckets
+        self._bounds = hist._upper_bounds
+
+    def record(self, duration: float) -> None:
+        self._count.inc(1)
+        self._buckets[bisect_left(self._bounds, duration)].inc(1)
+        self._sum.inc(duration)
+
+    def count_only(self) -> None:
+        self._count.inc(1)
+
+
+class _SlowSeries:
+    """The same through the children's public methods."""
+
+    __slots__ = ("_count", "_hist")
+
+    def __init__(self, count: Any, hist: Any) -> None:
+        self._count, self._hist = count, hist
+
+    def record(self, duration: float) -> None:
+        self._count.inc()
+        self._hist.observe(duration)
+
+    def count_only(self) -> None:
+        self._count.inc()
+
+
+def _fast(count: Any, hist: Any) -> _FastSeries | _SlowSeries:
+    try:
+        series = _FastSeries(count, hist)
+        if len(series._buckets) == len(series._bounds):
+            return series
+    except AttributeError:
+        pass
+    return _SlowSeries(count, hist)
+
+
+class BreakerCallMetrics:
+    """``calls_total`` and ``call_duration_seconds`` for one breaker, children bound on first use.
+
+    Re-binds when obskit's instruments were replaced (a test reset), checked with one dict lookup.
+    """
+
+    __slots__ = ("_calls", "_name", "_registry", "_series")
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._children: list[tuple[Any, Any]] | None = None
+        self._calls: Any = None
+        self._registry: dict[str, Any] = getattr(_metrics, "_instruments", None) or {}
+        self._series: list[_FastSeries | _SlowSeries] | None = None
 
-    def _bind(self) -> list[tuple[Any, Any]]:
+    def _bind(self) -> list[_FastSeries | _SlowSeries]:
         calls = _counter(
             "obskit_circuit_breaker_calls",
             "Calls through a circuit breaker, by outcome.",
@@ -133,20 +169,26 @@ class BreakerCallMetrics:
             "Duration of the calls a circuit breaker let through, by outcome.",
             ("name", "outcome"),
         )
-        children = [
-            (_child(calls, name=self._name, outcome=o), _child(duration, name=self._name, outcome=o))
-            for o in _OUTCOMES
-        ]
-        self._children = children
-        return children
+        series = []
+        for o in _OUTCOMES:
+            count, hist = (
+                _child(calls, name=self._name, outcome=o),
+                _child(duration, name=self._name, outcome=o),
+            )
+            series.append(_fast(count, hist) if not isinstance(count, _Bound) else _SlowSeries(count, hist))
+        self._calls, self._series = calls, series
+        self._registry = getattr(_metrics, "_instruments", None) or {calls.name: calls}
+        return series
 
     def __call__(self, outcome: Outcome, duration: float) -> None:
         try:
-            children = self._children or self._bind()
-            count, hist = children[outcome]
-            count.inc()
-            if outcome is not Outcome.REJECTED:
-                hist.observe(duration)
+            series = self._series
+            if series is None or self._registry.get("obskit_circuit_breaker_calls") is not self._calls:
+                series = self._bind()
+            if outcome is REJECTED:
+                series[outcome].count_only()
+            else:
+                series[outcome].record(duration)
         except Exception as exc:
             report_internal_error("resilience call metrics", exc)
 
@@ -154,17 +196,17 @@ class BreakerCallMetrics:
 class GaugeChild:
     """A guarded gauge child for hot paths (bulkhead occupancy)."""
 
-    __slots__ = ("_child", "_doc", "_labels", "_name")
+    __slots__ = ("_child", "_doc", "_inst", "_labels", "_name")
 
     def __init__(self, metric: str, doc: str, /, **labels: str) -> None:
         self._name, self._doc, self._labels = metric, doc, labels
+        self._inst: Any = None
         self._child: Any = None
 
     def _get(self) -> Any:
-        if self._child is None:
-            self._child = _child(
-                _instrument("gauge", self._name, self._doc, tuple(self._labels)), **self._labels
-            )
+        if self._child is None or not _live(self._inst):
+            self._inst = _instrument("gauge", self._name, self._doc, tuple(self._labels))
+            self._child = _child(self._inst, **self._labels)
         return self._child
 
     def inc(self) -> None:
@@ -194,14 +236,9 @@ def get_logger() -> Any:
     """obskit's logger for this layer; plain structlog until obskit's logging is importable."""
     global _logger
     if _logger is None:
-        try:
-            from .. import _logging
+        from .. import _logging
 
-            _logger = _logging.get_logger(LOGGER_NAME)
-        except NotImplementedError:
-            import structlog
-
-            _logger = structlog.get_logger(LOGGER_NAME)
+        _logger = _logging.get_logger(LOGGER_NAME)
     return _logger
 
 
