@@ -1,0 +1,159 @@
+"""Real uvicorn servers on loopback: their startup and access lines appear once each, as obskit JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+APP = textwrap.dedent(
+    """
+    import obskit
+
+    obskit.init(log_format="json", service_name="uvi", integrations="none")
+    log = obskit.get_logger("app")
+
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        log.info("handling", path=scope["path"])
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+    """
+)
+
+# uvicorn.run() after init(), uvicorn imported first: its dictConfig runs after obskit and is repaired.
+MAIN = textwrap.dedent(
+    """
+    import uvicorn
+    from app import app
+
+    if __name__ == "__main__":
+        uvicorn.run(app, host="127.0.0.1", port=0{extra})
+    """
+)
+
+STARTUP = ("Started server process", "Waiting for application startup.", "Application startup complete.")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""),) if p)
+    return env
+
+
+class _Server:
+    """A uvicorn subprocess whose stdout is read line by line until it says where it listens."""
+
+    def __init__(self, cmd: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.stdout: list[str] = []
+        self.port: int | None = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.stdout.append(raw)
+            m = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", raw)
+            if m:
+                self.port = int(m.group(1))
+                self._ready.set()
+        self._ready.set()
+
+    def wait_ready(self) -> int:
+        self._ready.wait(30)
+        if self.port is None:
+            self.proc.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            pytest.fail(f"uvicorn did not start; stdout={self.stdout!r} stderr={err!r}")
+        return self.port
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self._reader.join(5)
+        return err
+
+
+def _get(port: int, path: str) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _check(server: _Server, stderr: str) -> None:
+    parsed: list[dict[str, Any]] = []
+    for raw in server.stdout:
+        try:
+            parsed.append(json.loads(raw))
+        except ValueError:
+            pytest.fail(f"non-JSON line on stdout: {raw!r}")
+    events = [(p["logger"], p["event"]) for p in parsed]
+    for text in STARTUP:
+        hits = [e for e in events if e[0] == "uvicorn.error" and e[1].startswith(text)]
+        assert len(hits) == 1, (text, events)
+    assert sum(1 for e in events if e[1].startswith("Uvicorn running on")) == 1
+    access = [p for p in parsed if p["logger"] == "uvicorn.access"]
+    assert sorted(p["path"] for p in access) == ["/a", "/b"], events
+    assert all(p["status_code"] == 200 and p["service"] == "uvi" for p in access)
+    assert sorted(p["path"] for p in parsed if p["event"] == "handling") == ["/a", "/b"]
+    assert all(p["level"] in ("info", "warning") and "timestamp" in p for p in parsed)
+    # Nothing in uvicorn's own format anywhere (its default handlers write "INFO:     ..." to stderr).
+    assert "INFO:" not in stderr and "Started server process" not in stderr, stderr
+
+
+def _serve_and_check(cmd: list[str], cwd: Path) -> None:
+    server = _Server(cmd, cwd)
+    try:
+        port = server.wait_ready()
+        _get(port, "/a")
+        _get(port, "/b")
+        time.sleep(0.2)  # let the access lines of the last request be written before the shutdown signal
+    finally:
+        stderr = server.stop()
+    _check(server, stderr)
+
+
+def test_uvicorn_cli_lines_appear_once_as_json(tmp_path: Path) -> None:
+    """`python -m uvicorn app:app`: startup and access lines are JSON on stdout, once each."""
+    (tmp_path / "app.py").write_text(APP)
+    _serve_and_check(
+        [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0"], tmp_path
+    )
+
+
+@pytest.mark.parametrize("extra", ["", ", log_config=None"], ids=["default-log-config", "log-config-none"])
+def test_uvicorn_run_after_init_lines_appear_once_as_json(tmp_path: Path, extra: str) -> None:
+    """uvicorn.run() after init(), with or without log_config=None: still once each, as JSON."""
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "main.py").write_text(MAIN.format(extra=extra))
+    _serve_and_check([sys.executable, "main.py"], tmp_path)
