@@ -226,6 +226,13 @@ class LoggingHandle:
         if self.routing is not None and self._active:
             self.routing.adopt_server_loggers()
 
+    def stop_export(self) -> None:
+        """Stop handing events to the LoggerProvider; lines still print. Call before shutting it down,
+        or every later line makes its processor log "ignoring" in turn."""
+        if self._active and _pl.STATE is self.state and self.state.exporter is not None:
+            self.state = self.state.without_exporter()
+            _pl.set_state(self.state)
+
     def unconfigure(self) -> None:
         global _active
         if not self._active:

@@ -81,6 +81,11 @@ class State:
         self.redactor = redactor
         self.exporter = exporter
 
+    def without_exporter(self) -> State:
+        return State(
+            level=self.level, render=self.render, stream=self.stream, redactor=self.redactor, exporter=None
+        )
+
 
 # --- small helpers -------------------------------------------------------------------------------------
 

@@ -214,3 +214,18 @@ def test_attribute_coercion() -> None:
     assert coerce_attribute(2**70) == str(2**70)
     assert coerce_attribute(None) == "None"
     assert coerce_attribute(Evil()).startswith("<unprintable")
+
+
+def test_stop_export_keeps_printing_but_exports_nothing() -> None:
+    """After stop_export (called before the provider shuts down) lines print and nothing is emitted."""
+    s = Setup()
+    handle = configure_logging(
+        resolve({"log_format": "json", "log_stream": s.stream}, environ={}), logger_provider=s.provider
+    )
+    get_logger("a").info("exported")
+    handle.stop_export()
+    s.provider.shutdown()
+    get_logger("a").info("printed only")
+    logging.getLogger("b").info("std printed only")
+    assert [r.body for r in s.records] == ["exported"]
+    assert [x["event"] for x in s.lines] == ["exported", "printed only", "std printed only"]
