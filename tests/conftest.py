@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from otlp_receiver import OTLPReceiver  # noqa: E402
+from otlp_receiver import OTLPReceiver
 
-from obskit.testing import reset  # noqa: E402
+from obskit.testing import reset
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -155,7 +155,7 @@ class OTLPReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 signal = self.path.rstrip("/").rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)

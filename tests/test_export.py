@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from conftest import protocol_of
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from otlp_receiver import OTLPReceiver, attributes
 
 import obskit
-from conftest import protocol_of
 
 
 def _init(rx_endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
@@ -23,8 +23,10 @@ def _init(rx_endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
                        integrations="none", metrics=False, **kw)
 
 
-def test_every_span_arrives_with_resource_and_headers(fresh: None, receiver: OTLPReceiver) -> None:
-    """Against a healthy collector, every span emitted before shutdown() arrives, with resource and headers."""
+def test_every_span_arrives_with_resource_and_headers(
+    fresh: None, receiver: OTLPReceiver
+) -> None:
+    """Against a healthy collector, every span emitted before shutdown() arrives, with resource, headers."""
     _init(receiver.endpoint, protocol_of(receiver), otlp_headers={"x-api-key": "k-123"},
           service_version="9.9")
     for i in range(300):

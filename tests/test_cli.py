@@ -1,0 +1,74 @@
+"""The ``obskit`` command, run as a user would: a real subprocess, and a real loopback collector."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from otlp_receiver import OTLPReceiver
+
+OBSKIT = [sys.executable, "-m", "obskit._cli"]
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_"))}
+    full_env.update(env or {})
+    return subprocess.run(OBSKIT + args, capture_output=True, text=True, timeout=60, env=full_env,
+                          cwd=Path(__file__).parent)
+
+
+def test_demo_prints_correlated_json_lines() -> None:
+    """`obskit demo --format json`: every line is JSON, lines inside spans carry IDs, stdlib included."""
+    proc = _run(["demo", "--format", "json"])
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    inside = [e for e in lines if "order_id" in e and e["event"] == "order received"]
+    assert inside and all(len(e["trace_id"]) == 32 and len(e["span_id"]) == 16 for e in inside)
+    stdlib = [e for e in lines if e["logger"] == "demo.db"]
+    assert stdlib and all("trace_id" in e for e in stdlib)
+    outside = [e for e in lines if e["event"] == "demo starting"]
+    assert outside and "trace_id" not in outside[0]
+    rejected = [e for e in lines if e["event"] == "order rejected"]
+    assert rejected[0]["exception"][0]["exc_type"] == "ValueError"
+    assert all(e.get("card_number", "[REDACTED]") == "[REDACTED]" for e in lines)
+    events = [e["event"] for e in lines]
+    assert "circuit_breaker.state_changed" in events and "fallback.invoked" in events
+    assert "No collector configured" in proc.stderr
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_demo_feeds_a_collector_from_the_environment(protocol: str) -> None:
+    """With OTEL_EXPORTER_OTLP_* set, the same demo exports spans, log records and metrics."""
+    with OTLPReceiver("grpc" if protocol == "grpc" else "http") as rx:
+        proc = _run(["demo", "--format", "json"], {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_SERVICE_NAME": "demo-under-test"})
+        assert proc.returncode == 0, proc.stderr
+        names = {s.name for s in rx.spans()}
+        assert {"checkout", "payment.process"} <= names
+        assert rx.resources("traces")[0]["service.name"] == "demo-under-test"
+        records = rx.log_records()
+        assert any(r.body.string_value == "order received" for r in records)
+        assert all(len(r.trace_id) == 16 for r in records if r.body.string_value == "order received")
+        metric_names = {m.name for m in rx.metrics()}
+        assert any(n.startswith("demo_orders_processed") for n in metric_names), metric_names
+
+
+def test_config_command_masks_secrets() -> None:
+    """`obskit config` prints resolved settings without header values."""
+    proc = _run(["config"], {"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20sk_live_9",
+                             "OBSKIT_LOG_FORMAT": "xml"})
+    assert proc.returncode == 0
+    assert "sk_live_9" not in proc.stdout and "authorization" in proc.stdout
+    assert "OBSKIT_LOG_FORMAT" in proc.stderr
+
+
+def test_version_command() -> None:
+    """`obskit version` prints the package version."""
+    import obskit
+
+    assert _run(["version"]).stdout.strip() == obskit.__version__
