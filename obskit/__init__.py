@@ -21,7 +21,7 @@ from ._errors import (
     ObskitError,
     ResilienceError,
 )
-from ._logging import get_logger
+from ._logging import bind_context, bound_context, clear_context, get_logger, unbind_context
 from ._metrics import counter, gauge, histogram, metrics_asgi_app, metrics_wsgi_app
 from ._resilience import CircuitBreaker, CircuitState, bulkhead, circuit_breaker, retry, timeout
 from ._telemetry import Telemetry, force_flush, get_tracer, init, shutdown
@@ -42,8 +42,11 @@ __all__ = [
     "ResilienceError",
     "Telemetry",
     "__version__",
+    "bind_context",
+    "bound_context",
     "bulkhead",
     "circuit_breaker",
+    "clear_context",
     "counter",
     "force_flush",
     "gauge",
@@ -58,4 +61,5 @@ __all__ = [
     "span",
     "timeout",
     "traced",
+    "unbind_context",
 ]
