@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from conftest import require
 
 DEPLOY = Path(__file__).parent.parent / "docs" / "deploy"
