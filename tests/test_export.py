@@ -26,15 +26,21 @@ def _init(rx_endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
 def test_every_span_arrives_with_resource_and_headers(
     fresh: None, receiver: OTLPReceiver
 ) -> None:
-    """Against a healthy collector, every span emitted before shutdown() arrives, with resource, headers."""
+    """Against a healthy collector every span and log record emitted before shutdown() arrives."""
     _init(receiver.endpoint, protocol_of(receiver), otlp_headers={"x-api-key": "k-123"},
           service_version="9.9")
+    log = obskit.get_logger("export-test")
     for i in range(300):
         with obskit.span("work", i=i):
-            pass
+            log.info("working", i=i, password="hunter2")
     assert obskit.shutdown(timeout=10) is True
     spans = receiver.spans()
     assert len(spans) == 300
+    records = [r for r in receiver.log_records() if r.body.string_value == "working"]
+    assert len(records) == 300
+    span_ids = {s.span_id for s in spans}
+    assert all(r.span_id in span_ids for r in records)
+    assert all(attributes(r.attributes)["password"] == "[REDACTED]" for r in records)
     assert sorted(attributes(s.attributes)["i"] for s in spans) == list(range(300))
     res = receiver.resources("traces")[0]
     assert res["service.name"] == "export-test" and res["service.version"] == "9.9"
