@@ -2,20 +2,28 @@
 
 ``integrations="auto"`` enables every known integration whose imports succeed; a list names them; "none"
 enables nothing. A named integration that cannot be enabled is reported once with the extra to install.
+
+Enabling is idempotent: a library already instrumented (by an earlier ``init()``, or by the application
+itself before ``init()``) is left alone, and only what obskit switched on is switched off again by
+:func:`disable_all`, so the application's own instrumentation survives obskit's shutdown in tests.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ._config import Config
 
-__all__ = ["KNOWN", "DidNotEnable", "Integration", "enable"]
+__all__ = ["KNOWN", "DidNotEnable", "Integration", "disable_all", "enable", "enabled"]
 
 _log = logging.getLogger("obskit")
+
+Teardown = Callable[[], None]
 
 
 class DidNotEnable(Exception):
@@ -24,26 +32,47 @@ class DidNotEnable(Exception):
 
 @dataclass(frozen=True)
 class Integration:
-    """One hook: ``name`` (what users list), the extra that installs it, and how to switch it on."""
+    """One hook: ``name`` (what users list), the extra that installs it, and how to switch it on.
+
+    ``setup`` returns how to switch it off again, or None when it was already on and is not obskit's to undo.
+    """
 
     name: str
     extra: str
-    setup: Callable[[Config], None]
+    setup: Callable[[Config], Teardown | None]
 
 
-def _otel_contrib(library: str, module: str, cls: str) -> Callable[[Config], None]:
-    """An OpenTelemetry contrib instrumentor (idempotent instrument) for ``library``."""
+def _import(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DidNotEnable(str(exc)) from None
 
-    def setup(config: Config) -> None:
+
+def _otel_contrib(library: str, module: str, cls: str, **kwargs: Any) -> Callable[[Config], Teardown | None]:
+    """An OpenTelemetry contrib instrumentor for ``library`` (its instrumentor is a per-class singleton)."""
+
+    def setup(config: Config) -> Teardown | None:
+        _import(library)
+        instrumentor = getattr(_import(module), cls)()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            return None
+        from opentelemetry.instrumentation.dependencies import DependencyConflictError
+
         try:
-            importlib.import_module(library)
-            instrumentor = getattr(importlib.import_module(module), cls)()
-        except ImportError as exc:
+            # Without raise_exception_on_conflict a version mismatch logs an error and silently does nothing.
+            instrumentor.instrument(raise_exception_on_conflict=True, **kwargs)
+        except DependencyConflictError as exc:
             raise DidNotEnable(str(exc)) from None
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument()
+        return lambda: instrumentor.uninstrument()
 
     return setup
+
+
+def _psycopg(config: Config) -> Teardown | None:
+    _import("psycopg")
+    hook = _import("obskit.integrations.psycopg")
+    return hook.uninstrument if hook.instrument() else None
 
 
 KNOWN: dict[str, Integration] = {
@@ -55,10 +84,16 @@ KNOWN: dict[str, Integration] = {
                     _otel_contrib("httpx", "opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor")),
         Integration("redis", "redis",
                     _otel_contrib("redis", "opentelemetry.instrumentation.redis", "RedisInstrumentor")),
-        Integration("psycopg", "psycopg",
-                    _otel_contrib("psycopg", "opentelemetry.instrumentation.psycopg", "PsycopgInstrumentor")),
+        Integration("psycopg", "psycopg", _psycopg),
+        # One server span per request, without the ASGI "receive"/"send" child spans (like the asgi wrapper).
+        Integration("fastapi", "fastapi", _otel_contrib(
+            "fastapi", "opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor",
+            exclude_spans=["receive", "send"])),
     )
 }
+
+_lock = threading.Lock()
+_enabled: dict[str, Teardown | None] = {}
 
 
 def enable(config: Config) -> list[str]:
@@ -67,23 +102,54 @@ def enable(config: Config) -> list[str]:
     if choice == "none" or config.disabled:
         return []
     explicit = choice != "auto"
-    names = list(KNOWN) if choice == "auto" else list(choice)
+    names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(choice))
     enabled: list[str] = []
-    for name in names:
-        integration = KNOWN.get(name)
-        if integration is None:
-            _log.warning("obskit: unknown integration %r in OBSKIT_INTEGRATIONS/integrations=; known: %s",
-                         name, ", ".join(sorted(KNOWN)))
+    with _lock:
+        for name in names:
+            integration = KNOWN.get(name)
+            if integration is None:
+                _log.warning("obskit: unknown integration %r in OBSKIT_INTEGRATIONS/integrations=; known: %s",
+                             name, ", ".join(sorted(KNOWN)))
+                continue
+            if name in _enabled:
+                enabled.append(name)
+                continue
+            try:
+                _enabled[name] = integration.setup(config)
+            except DidNotEnable as exc:
+                if explicit:
+                    _log.warning("obskit: integration %r is not available (%s); install it with "
+                                 "pip install 'obskit[%s]'", name, exc, integration.extra)
+                else:
+                    _log.debug("obskit: integration %r skipped: %s", name, exc)
+                continue
+            except Exception as exc:
+                _log.warning("obskit: integration %r failed to enable: %s: %s", name, type(exc).__name__, exc)
+                continue
+            enabled.append(name)
+    return enabled
+
+
+def enabled() -> list[str]:
+    """Names of the integrations switched on so far (including ones that were already on)."""
+    with _lock:
+        return list(_enabled)
+
+
+def disable_all() -> None:
+    """Undo what :func:`enable` instrumented, newest first; never raises."""
+    with _lock:
+        undo = list(_enabled.items())
+        _enabled.clear()
+    for name, teardown in reversed(undo):
+        if teardown is None:
             continue
         try:
-            integration.setup(config)
-        except DidNotEnable as exc:
-            if explicit:
-                _log.warning("obskit: integration %r is not available (%s); install it with "
-                             "pip install 'obskit[%s]'", name, exc, integration.extra)
-            continue
+            teardown()
         except Exception as exc:
-            _log.warning("obskit: integration %r failed to enable: %s: %s", name, type(exc).__name__, exc)
-            continue
-        enabled.append(name)
-    return enabled
+            _log.warning("obskit: integration %r failed to disable: %s: %s", name, type(exc).__name__, exc)
+
+
+def _reset_for_tests() -> None:
+    """Tests get a fresh provider per test: instrumentation bound to the old one must go with it."""
+    disable_all()
