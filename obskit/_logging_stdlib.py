@@ -8,8 +8,14 @@ the method that does it, when that server is already imported.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import sys
+import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +55,10 @@ _DROPPED = frozenset(
     }
 )
 _NOT_FIELDS = _STANDARD | _DROPPED
+_TARGETS = (
+    ("uvicorn.config", "Config", "configure_logging"),
+    ("gunicorn.glogging", "Logger", "setup"),
+)
 _ACCESS_FIELDS = ("client_addr", "method", "path", "http_version", "status_code")
 
 
@@ -123,6 +133,7 @@ class RoutingState:
         self.root_removed: list[logging.Handler] = []
         self.loggers: dict[str, tuple[list[logging.Handler], bool]] = {}
         self._undo: list[Callable[[], None]] = []
+        self._finder: _PatchOnImport | None = None
 
     def install(self) -> None:
         root = logging.getLogger()
@@ -149,12 +160,19 @@ class RoutingState:
             lg.propagate = True
 
     def _patch_servers(self) -> None:
-        """Re-adopt after ``uvicorn.Config.configure_logging`` / gunicorn's ``Logger.setup`` run again."""
-        targets = (
-            ("uvicorn.config", "Config", "configure_logging"),
-            ("gunicorn.glogging", "Logger", "setup"),
-        )
-        for module_name, cls_name, meth_name in targets:
+        """Re-adopt after ``uvicorn.Config.configure_logging`` / gunicorn's ``Logger.setup`` run again.
+
+        A server imported only after ``init()`` (a gunicorn config file calling it, ``uvicorn.run`` imported
+        late) is patched when its module finishes importing, by a finder that sees only those two names.
+        """
+        pending = [t for t in _TARGETS if t[0] not in sys.modules]
+        if pending and self._finder is None:
+            self._finder = _PatchOnImport({t[0] for t in pending}, self._patch_imported)
+            sys.meta_path.insert(0, self._finder)
+        self._patch_imported()
+
+    def _patch_imported(self) -> None:
+        for module_name, cls_name, meth_name in _TARGETS:
             module = sys.modules.get(module_name)
             cls = getattr(module, cls_name, None) if module is not None else None
             original = cls.__dict__.get(meth_name) if cls is not None else None
@@ -167,6 +185,10 @@ class RoutingState:
             self.adopt_server_loggers()
 
     def uninstall(self) -> None:
+        if self._finder is not None:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(self._finder)
+            self._finder = None
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
@@ -205,3 +227,38 @@ def _wrap(
             setattr(cls, name, original)
 
     return undo
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Runs ``after`` once one of ``names`` has been imported (executed), then steps aside for it."""
+
+    def __init__(self, names: set[str], after: Callable[[], None]) -> None:
+        self._names = names
+        self._after = after
+        self._local = threading.local()
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self._names or getattr(self._local, "busy", False):
+            return None
+        self._local.busy = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        except Exception:
+            return None
+        finally:
+            self._local.busy = False
+        loader = spec.loader if spec is not None else None
+        if spec is None or loader is None or not hasattr(loader, "exec_module"):
+            return None
+        original = loader.exec_module
+        after = self._after
+
+        def exec_module(module: types.ModuleType) -> None:
+            original(module)
+            with capture_internal_exceptions("logging: patching a server's logging setup"):
+                after()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec

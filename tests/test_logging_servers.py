@@ -1,4 +1,4 @@
-"""Real uvicorn servers on loopback: their startup and access lines appear once each, as obskit JSON."""
+"""Real uvicorn and gunicorn servers on loopback: their own lines appear once each, as obskit JSON."""
 
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ APP = textwrap.dedent(
     """
 )
 
-# uvicorn.run() after init(), uvicorn imported first: its dictConfig runs after obskit and is repaired.
+# uvicorn.run() after init(): uvicorn's dictConfig runs after obskit's setup and is repaired, whether
+# uvicorn was imported before init() or only after it.
 MAIN = textwrap.dedent(
     """
-    import uvicorn
-    from app import app
+    {imports}
 
     if __name__ == "__main__":
         uvicorn.run(app, host="127.0.0.1", port=0{extra})
@@ -66,12 +66,14 @@ def _env() -> dict[str, str]:
 class _Server:
     """A uvicorn subprocess whose stdout is read line by line until it says where it listens."""
 
-    def __init__(self, cmd: list[str], cwd: Path) -> None:
+    def __init__(self, cmd: list[str], cwd: Path, ready: str) -> None:
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.stdout: list[str] = []
+        self.stderr = ""
         self.port: int | None = None
+        self._ready_re = re.compile(ready)
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -80,7 +82,7 @@ class _Server:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             self.stdout.append(raw)
-            m = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", raw)
+            m = self._ready_re.search(raw)
             if m:
                 self.port = int(m.group(1))
                 self._ready.set()
@@ -91,7 +93,7 @@ class _Server:
         if self.port is None:
             self.proc.kill()
             err = self.proc.stderr.read() if self.proc.stderr else ""
-            pytest.fail(f"uvicorn did not start; stdout={self.stdout!r} stderr={err!r}")
+            pytest.fail(f"server did not start; stdout={self.stdout!r} stderr={err!r}")
         return self.port
 
     def stop(self) -> str:
@@ -110,13 +112,19 @@ def _get(port: int, path: str) -> None:
         assert resp.status == 200
 
 
-def _check(server: _Server, stderr: str) -> None:
+def _parse(server: _Server) -> list[dict[str, Any]]:
     parsed: list[dict[str, Any]] = []
     for raw in server.stdout:
         try:
             parsed.append(json.loads(raw))
         except ValueError:
             pytest.fail(f"non-JSON line on stdout: {raw!r}")
+    return parsed
+
+
+def _check_uvicorn(server: _Server) -> None:
+    parsed = _parse(server)
+    stderr = server.stderr
     events = [(p["logger"], p["event"]) for p in parsed]
     for text in STARTUP:
         hits = [e for e in events if e[0] == "uvicorn.error" and e[1].startswith(text)]
@@ -131,29 +139,79 @@ def _check(server: _Server, stderr: str) -> None:
     assert "INFO:" not in stderr and "Started server process" not in stderr, stderr
 
 
-def _serve_and_check(cmd: list[str], cwd: Path) -> None:
-    server = _Server(cmd, cwd)
+def _serve(
+    cmd: list[str], cwd: Path, ready: str = r"Uvicorn running on http://127\.0\.0\.1:(\d+)"
+) -> _Server:
+    server = _Server(cmd, cwd, ready)
     try:
         port = server.wait_ready()
         _get(port, "/a")
         _get(port, "/b")
         time.sleep(0.2)  # let the access lines of the last request be written before the shutdown signal
     finally:
-        stderr = server.stop()
-    _check(server, stderr)
+        server.stderr = server.stop()
+    return server
 
 
 def test_uvicorn_cli_lines_appear_once_as_json(tmp_path: Path) -> None:
     """`python -m uvicorn app:app`: startup and access lines are JSON on stdout, once each."""
     (tmp_path / "app.py").write_text(APP)
-    _serve_and_check(
-        [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0"], tmp_path
-    )
+    cmd = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0"]
+    _check_uvicorn(_serve(cmd, tmp_path))
 
 
-@pytest.mark.parametrize("extra", ["", ", log_config=None"], ids=["default-log-config", "log-config-none"])
-def test_uvicorn_run_after_init_lines_appear_once_as_json(tmp_path: Path, extra: str) -> None:
-    """uvicorn.run() after init(), with or without log_config=None: still once each, as JSON."""
+@pytest.mark.parametrize(
+    ("imports", "extra"),
+    [
+        ("import uvicorn\nfrom app import app", ""),
+        ("from app import app\nimport uvicorn", ""),
+        ("import uvicorn\nfrom app import app", ", log_config=None"),
+    ],
+    ids=["uvicorn-imported-first", "uvicorn-imported-after-init", "log-config-none"],
+)
+def test_uvicorn_run_after_init_lines_appear_once_as_json(tmp_path: Path, imports: str, extra: str) -> None:
+    """uvicorn.run() after init(), however uvicorn was imported: still once each, as JSON."""
     (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "main.py").write_text(MAIN.format(extra=extra))
-    _serve_and_check([sys.executable, "main.py"], tmp_path)
+    (tmp_path / "main.py").write_text(MAIN.format(imports=imports, extra=extra))
+    _check_uvicorn(_serve([sys.executable, "main.py"], tmp_path))
+
+
+WSGI = textwrap.dedent(
+    """
+    import obskit
+
+    log = obskit.get_logger("app")
+
+
+    def app(environ, start_response):
+        log.info("handling", path=environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    """
+)
+INIT = 'import obskit\nobskit.init(log_format="json", service_name="guni", integrations="none")\n'
+
+
+@pytest.mark.parametrize("where", ["preloaded-app", "config-file"])
+def test_gunicorn_master_worker_and_access_lines_appear_once_as_json(tmp_path: Path, where: str) -> None:
+    """gunicorn with init() in a preloaded app or in gunicorn.conf.py: every line is obskit JSON, once."""
+    if where == "preloaded-app":
+        (tmp_path / "wsgi.py").write_text(INIT + WSGI)
+        extra = ["--preload"]
+    else:
+        (tmp_path / "wsgi.py").write_text(WSGI)
+        (tmp_path / "gunicorn_conf.py").write_text(INIT)
+        extra = ["-c", "gunicorn_conf.py"]
+    cmd = [sys.executable, "-m", "gunicorn", *extra, "--no-control-socket", "-w", "1", "-b", "127.0.0.1:0"]
+    server = _serve(
+        [*cmd, "--access-logfile", "-", "wsgi:app"], tmp_path, r"Listening at: http://[\d.]+:(\d+)"
+    )
+    parsed = _parse(server)
+    events = [(p["logger"], p["event"]) for p in parsed]
+    for text in ("Starting gunicorn", "Listening at", "Booting worker"):
+        assert sum(1 for e in events if e[0] == "gunicorn.error" and e[1].startswith(text)) == 1, events
+    access = [p for p in parsed if p["logger"] == "gunicorn.access"]
+    assert len(access) == 2 and all('"GET /' in p["event"] for p in access), events
+    assert sorted(p["path"] for p in parsed if p["event"] == "handling") == ["/a", "/b"]
+    assert all(p["service"] == "guni" for p in parsed)
+    assert "[INFO]" not in server.stderr, server.stderr
