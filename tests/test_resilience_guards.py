@@ -196,3 +196,18 @@ async def test_async_bulkhead_max_wait_times_out() -> None:
     hold.set()
     assert await first == "ok"
     assert await work() == "ok"
+
+
+def test_async_bulkhead_survives_a_new_event_loop() -> None:
+    """One decorated coroutine function used from two asyncio.run() loops keeps working in both."""
+
+    @obskit.bulkhead(max_concurrent=1, max_wait=None)
+    async def work() -> str:
+        await asyncio.sleep(0.001)
+        return "ok"
+
+    async def crowd() -> list[str]:
+        return await asyncio.gather(*(work() for _ in range(5)))
+
+    assert asyncio.run(crowd()) == ["ok"] * 5
+    assert asyncio.run(crowd()) == ["ok"] * 5

@@ -1,8 +1,8 @@
 """``bulkhead``: cap how many calls run at once, so one slow dependency cannot take every worker.
 
 A call waits at most ``max_wait`` seconds for a slot, then raises :class:`~obskit.BulkheadFullError`.
-``def`` calls share a thread semaphore, ``async def`` calls an asyncio one (per event loop use, as asyncio
-requires); both feed the same ``obskit_bulkhead_active`` gauge.
+``def`` calls share a thread semaphore; ``async def`` calls an asyncio one per event loop (asyncio
+primitives cannot cross loops), so the limit applies per loop. Both feed ``obskit_bulkhead_active``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import functools
 import inspect
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -47,10 +48,18 @@ def bulkhead(
 
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[P, Awaitable[Any]], fn)
-            slots = asyncio.Semaphore(max_concurrent)
+            # asyncio primitives belong to one loop; a decorated function may outlive its loop (tests,
+            # asyncio.run per job), so each loop gets its own slots, forgotten when the loop goes away.
+            per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+                weakref.WeakKeyDictionary()
+            )
 
             @functools.wraps(fn)
             async def limited_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                loop = asyncio.get_running_loop()
+                slots = per_loop.get(loop)
+                if slots is None:
+                    slots = per_loop.setdefault(loop, asyncio.Semaphore(max_concurrent))
                 if not await _acquire_async(slots, max_wait):
                     raise reject()
                 active.inc()
