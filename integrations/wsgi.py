@@ -1,0 +1,54 @@
+"""One server span per request for any WSGI app (Flask, Django's WSGI handler, Falcon, a bare callable).
+
+    from obskit.integrations.wsgi import ObskitWSGIMiddleware
+    app = ObskitWSGIMiddleware(app)          # Flask: app.wsgi_app = ObskitWSGIMiddleware(app.wsgi_app)
+
+Built on ``opentelemetry-instrumentation-wsgi``. An incoming W3C ``traceparent`` is continued, and the span
+stays current while the app runs and while the server iterates the response body, so log lines written for
+the request carry its ``trace_id``. The span ends when the server closes the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from wsgiref.util import request_uri
+
+try:
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+    from opentelemetry.util.http import parse_excluded_urls
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(f"obskit.integrations.wsgi needs opentelemetry-instrumentation-wsgi ({exc}); "
+                      "install it with: pip install 'obskit[wsgi]'") from exc
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["ObskitWSGIMiddleware", "instrument_wsgi"]
+
+
+class ObskitWSGIMiddleware:
+    """Wraps a WSGI app so each request is one server span.
+
+    ``excluded_urls`` (comma-separated regexes matched against the request URL, e.g. ``"/healthz,/metrics"``)
+    bypass tracing; any other keyword goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (request and
+    response hooks, providers).
+    """
+
+    def __init__(
+        self, app: WSGIApplication, *, excluded_urls: str | None = None, **otel_options: Any
+    ) -> None:
+        self.app = app
+        self._otel = OpenTelemetryMiddleware(app, **otel_options)
+        self._excluded = parse_excluded_urls(excluded_urls) if excluded_urls else None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._excluded is not None and self._excluded.url_disabled(request_uri(environ)):
+            return self.app(environ, start_response)
+        result: Iterable[bytes] = self._otel(environ, start_response)
+        return result
+
+
+def instrument_wsgi(app: WSGIApplication, **options: Any) -> ObskitWSGIMiddleware:
+    """``ObskitWSGIMiddleware(app, **options)``, for those who prefer a function."""
+    return ObskitWSGIMiddleware(app, **options)
