@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 import obskit
 from obskit._resilience import CircuitBreaker, add_sink, remove_sink
@@ -227,10 +228,11 @@ async def test_async_retry(fake_time: FakeTime, events: list[Event]) -> None:
 
 def test_retry_around_breaker_counts_each_attempt(fake_time: FakeTime, events: list[Event]) -> None:
     """Each attempt is one breaker call; once the breaker opens, retrying stops at once."""
-    breaker = CircuitBreaker(f"rb-{uuid.uuid4().hex[:8]}", minimum_calls=3, wait_in_open=60.0)
+    name = f"rb-{uuid.uuid4().hex[:8]}"
+    breaker = CircuitBreaker(name, minimum_calls=3, wait_in_open=60.0)
     calls = {"n": 0}
 
-    @obskit.retry(attempts=10, on=ConnectionError)
+    @obskit.retry(attempts=10, on=ConnectionError, name=name)
     @breaker
     def fetch() -> None:
         calls["n"] += 1
@@ -241,6 +243,11 @@ def test_retry_around_breaker_counts_each_attempt(fake_time: FakeTime, events: l
     assert calls["n"] == 3
     (done,) = finished(events)
     assert (done.attempts, done.error_type, done.reason) == (4, "CircuitOpenError", "not_retryable")
+    breaker_calls = sum(
+        REGISTRY.get_sample_value("obskit_circuit_breaker_calls_total", {"name": name, "outcome": o}) or 0
+        for o in ("success", "failure", "ignored", "rejected", "cancelled")
+    )
+    assert REGISTRY.get_sample_value("obskit_retry_attempts_total", {"name": name}) == breaker_calls == 4
 
 
 @pytest.mark.parametrize("kwargs", [{"attempts": 0}, {"backoff": -1}, {"deadline": 0}])
