@@ -15,7 +15,12 @@ def test_integrations_importable_as_obskit_integrations() -> None:
     import obskit.integrations
 
     assert Path(obskit.integrations.__file__).resolve().parent == (ROOT / "integrations").resolve()
-    import obskit.integrations.gunicorn
+    # Found, not imported: importing the gunicorn config module switches this process to multiprocess mode.
+    import importlib.util
+
+    spec = importlib.util.find_spec("obskit.integrations.gunicorn")
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).resolve() == (ROOT / "integrations" / "gunicorn.py").resolve()
 
 
 def test_wheel_contains_integrations_and_py_typed(tmp_path: Path) -> None:
