@@ -260,10 +260,14 @@ def _start(name: str, attrs: Mapping[str, Any]) -> Span:
 
 
 def _finish(sp: Span, exc: BaseException | None) -> None:
-    if exc is not None and isinstance(exc, Exception) and sp.is_recording():
-        sp.record_exception(exc, escaped=True)
-        sp.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-    sp.end()
+    """End ``sp``, recording ``exc`` if it is an error; never raises (a span processor may)."""
+    try:
+        if exc is not None and isinstance(exc, Exception) and sp.is_recording():
+            sp.record_exception(exc, escaped=True)
+            sp.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        sp.end()
+    except Exception as err:
+        report_internal_error("span end", err)
 
 
 class span:

@@ -144,8 +144,13 @@ def test_raising_span_processor_never_reaches_the_app(fresh: None) -> None:
     def work() -> int:
         return 1
 
+    @obskit.traced
+    def items() -> Any:
+        yield 1
+
     with obskit.span("outer"):
         assert work() == 1
+        assert list(items()) == [1]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
