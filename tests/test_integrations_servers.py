@@ -1,0 +1,314 @@
+"""Server integrations for real: uvicorn subprocesses exporting to a loopback OTLP receiver, a WSGI server.
+
+The ASGI checks are the ones an operator relies on: an incoming ``traceparent`` is continued by exactly one
+server span, and every log line of that request (the app's, uvicorn's access line, the error line of an
+exception) carries its trace_id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+from otlp_receiver import OTLPReceiver, attributes
+
+import obskit
+from obskit import _integrations
+from obskit.testing import Capture, capture
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("opentelemetry.instrumentation.asgi")
+pytest.importorskip("uvicorn")
+
+LIFESPAN = textwrap.dedent(
+    """
+    async def lifespan(receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    """
+)
+
+ASGI_APP = LIFESPAN + textwrap.dedent(
+    """
+    import obskit
+    from obskit.integrations.asgi import ObskitASGIMiddleware
+
+    obskit.init(log_format="json", service_name="asgi-app", integrations="none")
+    log = obskit.get_logger("app")
+
+
+    async def inner(scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await lifespan(receive, send)
+        log.info("handling", path=scope["path"])
+        if scope["path"] == "/boom":
+            raise RuntimeError("boom")
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+    app = ObskitASGIMiddleware(inner, excluded_urls="/healthz")
+    """
+)
+
+FASTAPI_APP = textwrap.dedent(
+    """
+    import obskit
+
+    obskit.init(log_format="json", service_name="fastapi-app", integrations=["fastapi"])
+    log = obskit.get_logger("app")
+
+    from fastapi import FastAPI  # after init(): the app class is the instrumented one
+
+    app = FastAPI()
+
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        log.info("handling", item_id=item_id)
+        return {"id": item_id}
+    """
+)
+
+
+def _traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+class _Uvicorn:
+    """``python -m uvicorn app:app`` on a free loopback port, exporting spans to ``receiver``."""
+
+    def __init__(self, app_source: str, cwd: Path, receiver: OTLPReceiver) -> None:
+        (cwd / "app.py").write_text(app_source)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_", "PROMETHEUS_"))}
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                   OBSKIT_METRICS="false", OTEL_LOGS_EXPORTER="none", OTEL_METRICS_EXPORTER="none")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0"],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.stderr = ""
+        self.port: int | None = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._ready.wait(30)
+        if self.port is None:
+            self.stop()
+            pytest.fail(f"uvicorn did not start: {self.lines!r}")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw)
+            m = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", raw)
+            if m:
+                self.port = int(m.group(1))
+                self._ready.set()
+        self._ready.set()
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    def stop(self) -> None:
+        """SIGINT: a clean shutdown, which flushes the spans."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self._reader.join(5)
+        self.stderr = str(err)
+
+    def logs(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines if line.strip()]
+
+
+@contextlib.contextmanager
+def _serving(app_source: str, tmp_path: Path) -> Iterator[tuple[_Uvicorn, OTLPReceiver]]:
+    with OTLPReceiver("http") as receiver:
+        server = _Uvicorn(app_source, tmp_path, receiver)
+        try:
+            yield server, receiver
+        finally:
+            server.stop()
+
+
+def _spans_of(receiver: OTLPReceiver, trace_id: str) -> list[Any]:
+    return [s for s in receiver.spans() if s.trace_id.hex() == trace_id]
+
+
+def test_asgi_middleware_on_uvicorn_continues_trace_and_correlates_logs(tmp_path: Path) -> None:
+    """One SERVER span continues the incoming traceparent; the app's and uvicorn's access lines carry it."""
+    header, trace_id, parent_id = _traceparent()
+    with _serving(ASGI_APP, tmp_path) as (server, receiver):
+        assert server.get("/hello?x=1", {"traceparent": header}) == 200
+    assert receiver.wait_for(lambda rx: bool(_spans_of(rx, trace_id)))
+    spans = _spans_of(receiver, trace_id)
+    assert len(spans) == 1, [s.name for s in spans]  # no receive/send child spans
+    span = spans[0]
+    assert span.parent_span_id.hex() == parent_id
+    assert span.kind == SpanKind.SERVER.value + 1  # OTLP numbers kinds from 1 (INTERNAL)
+    attrs = attributes(span.attributes)
+    assert attrs["http.method"] == "GET" and attrs["http.status_code"] == 200
+    assert attrs["http.target"] == "/hello"
+    logs = server.logs()
+    handling = [e for e in logs if e["event"] == "handling"]
+    assert len(handling) == 1
+    assert handling[0]["trace_id"] == trace_id and handling[0]["span_id"] == span.span_id.hex()
+    access = [e for e in logs if e["logger"] == "uvicorn.access"]
+    assert len(access) == 1 and access[0]["trace_id"] == trace_id, access
+
+
+def test_asgi_middleware_starts_a_trace_without_traceparent(tmp_path: Path) -> None:
+    """Without an incoming header the server span is a new root, and the log line carries its trace_id."""
+    with _serving(ASGI_APP, tmp_path) as (server, receiver):
+        assert server.get("/fresh") == 200
+    assert receiver.wait_for(lambda rx: bool(rx.spans()))
+    (span,) = receiver.spans()
+    assert span.parent_span_id == b""
+    (line,) = [e for e in server.logs() if e["event"] == "handling"]
+    assert line["trace_id"] == span.trace_id.hex()
+
+
+def test_asgi_exception_is_logged_once_inside_the_span(tmp_path: Path) -> None:
+    """An exception escaping the app: one error line with the trace_id and traceback, span marked error."""
+    header, trace_id, _ = _traceparent()
+    with _serving(ASGI_APP, tmp_path) as (server, receiver):
+        assert server.get("/boom", {"traceparent": header}) == 500
+    assert receiver.wait_for(lambda rx: bool(_spans_of(rx, trace_id)))
+    (span,) = _spans_of(receiver, trace_id)
+    assert span.status.code == StatusCode.ERROR.value
+    assert any(e.name == "exception" for e in span.events)
+    errors = [e for e in server.logs() if "Exception in ASGI application" in e["event"]]
+    assert len(errors) == 1, errors  # uvicorn's uncorrelated copy is dropped
+    assert "Exception in ASGI application" not in server.stderr
+    assert errors[0]["trace_id"] == trace_id and errors[0]["level"] == "error"
+    rendered = json.dumps(errors[0])
+    assert "RuntimeError" in rendered and '"boom"' in rendered and "app.py" in rendered  # the traceback
+
+
+def test_asgi_excluded_urls_make_no_span(tmp_path: Path) -> None:
+    """A path in excluded_urls is served without a span (health checks stay out of traces)."""
+    header, trace_id, _ = _traceparent()
+    with _serving(ASGI_APP, tmp_path) as (server, receiver):
+        assert server.get("/healthz", {"traceparent": header}) == 200
+        assert server.get("/after") == 200
+    assert receiver.wait_for(lambda rx: bool(rx.spans()))
+    assert _spans_of(receiver, trace_id) == []
+    assert [attributes(s.attributes)["http.target"] for s in receiver.spans()] == ["/after"]
+
+
+def test_fastapi_app_created_after_init_is_traced(tmp_path: Path) -> None:
+    """integrations=["fastapi"]: an app created after init() has one server span named by its route."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("opentelemetry.instrumentation.fastapi")
+    header, trace_id, parent_id = _traceparent()
+    with _serving(FASTAPI_APP, tmp_path) as (server, receiver):
+        assert server.get("/items/7", {"traceparent": header}) == 200
+    assert receiver.wait_for(lambda rx: bool(_spans_of(rx, trace_id)))
+    spans = _spans_of(receiver, trace_id)
+    assert [s.name for s in spans] == ["GET /items/{item_id}"]
+    assert spans[0].parent_span_id.hex() == parent_id
+    assert attributes(spans[0].attributes)["http.route"] == "/items/{item_id}"
+    (line,) = [e for e in server.logs() if e["event"] == "handling"]
+    assert line["trace_id"] == trace_id and line["item_id"] == 7
+
+
+# --- WSGI --------------------------------------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def wsgi_capture() -> Iterator[Capture]:
+    """obskit with in-memory sinks and no client integrations (the test sends traceparent itself)."""
+    pytest.importorskip("opentelemetry.instrumentation.wsgi")
+    gen = capture()
+    try:
+        yield next(gen)
+    finally:
+        gen.close()
+        _integrations.disable_all()
+
+
+@contextlib.contextmanager
+def _wsgi_server(app: Any) -> Iterator[int]:
+    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wsgi_get(port: int, path: str, headers: dict[str, str]) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def _wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    obskit.get_logger("wsgi-app").info("handling", path=environ["PATH_INFO"])
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def test_wsgi_middleware_continues_trace_and_correlates_logs(wsgi_capture: Capture) -> None:
+    """A real WSGI server: one SERVER span continuing traceparent; the app's log line carries it."""
+    from obskit.integrations.wsgi import ObskitWSGIMiddleware
+
+    header, trace_id, parent_id = _traceparent()
+    with _wsgi_server(ObskitWSGIMiddleware(_wsgi_app)) as port:
+        assert _wsgi_get(port, "/orders", {"traceparent": header}) == b"ok"
+    (span,) = wsgi_capture.spans
+    assert span.kind is SpanKind.SERVER and span.name == "GET /orders"
+    assert f"{span.context.trace_id:032x}" == trace_id
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == parent_id
+    assert span.attributes is not None and span.attributes["http.status_code"] == 200
+    (line,) = wsgi_capture.events("handling")
+    assert line["trace_id"] == trace_id and line["span_id"] == f"{span.context.span_id:016x}"
+
+
+def test_wsgi_excluded_urls_make_no_span(wsgi_capture: Capture) -> None:
+    """A URL matching excluded_urls is served untraced; others still get their span."""
+    from obskit.integrations.wsgi import instrument_wsgi
+
+    with _wsgi_server(instrument_wsgi(_wsgi_app, excluded_urls="/healthz")) as port:
+        assert _wsgi_get(port, "/healthz", {}) == b"ok"
+        assert _wsgi_get(port, "/orders", {}) == b"ok"
+    assert [s.name for s in wsgi_capture.spans] == ["GET /orders"]
