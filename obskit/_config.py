@@ -60,13 +60,46 @@ def _p_bool(v: Any) -> bool:
     raise _Invalid("true/false (1, 0, yes, no, on, off)")
 
 
-def _p_protocol(v: Any) -> str:
-    s = str(v).strip().lower()
-    if s == "grpc":
-        return "grpc"
-    if s in ("http/protobuf", "http"):
-        return "http/protobuf"
-    raise _Invalid("'grpc' or 'http/protobuf'")
+def _choice(message: str, *allowed: str, aliases: Mapping[str, str] | None = None) -> Callable[[Any], str]:
+    """A parser accepting one of ``allowed`` (case-insensitive), ``aliases`` mapping extra spellings."""
+    table = {a: a for a in allowed} | dict(aliases or {})
+
+    def parse(v: Any) -> str:
+        s = str(v).strip().lower()
+        if s in table:
+            return table[s]
+        raise _Invalid(message)
+
+    return parse
+
+
+def _number(message: str, cast: Callable[[Any], Any], ok: Callable[[Any], bool],
+            scale: float = 1.0) -> Callable[[Any], Any]:
+    """A parser for a number ``cast`` from the value, accepted when ``ok``, then multiplied by ``scale``."""
+
+    def parse(v: Any) -> Any:
+        if isinstance(v, bool):
+            raise _Invalid(message)
+        try:
+            n = cast(v)
+        except (TypeError, ValueError):
+            raise _Invalid(message) from None
+        if not ok(n):
+            raise _Invalid(message)
+        return n * scale if scale != 1.0 else n
+
+    return parse
+
+
+_p_protocol = _choice("'grpc' or 'http/protobuf'", "grpc", "http/protobuf", aliases={"http": "http/protobuf"})
+_p_format = _choice("'json', 'console' or 'auto'", "json", "console", "auto")
+_p_exporter = _choice("'otlp', 'console' or 'none'", "otlp", "console", "none")
+_p_ratio = _number("a number from 0.0 to 1.0", float, lambda f: 0.0 <= f <= 1.0)
+_p_port = _number("a TCP port number from 0 to 65535 (0 picks a free port)", int, lambda p: 0 <= p <= 65535)
+_p_pos_int = _number("a positive whole number", int, lambda i: i > 0)
+_p_pos_seconds = _number("a positive number of seconds", float, lambda f: f > 0)
+# OTel's spec gives these in milliseconds (the Python exporters wrongly read seconds); stored as seconds.
+_p_millis = _number("a positive number of milliseconds", float, lambda f: f > 0, scale=0.001)
 
 
 def _p_url(v: Any) -> str:
@@ -84,33 +117,28 @@ def _p_url(v: Any) -> str:
     return s.rstrip("/") if u.path in ("", "/") else s
 
 
-def _p_headers(v: Any) -> dict[str, str]:
+def _pairs(v: Any, example: str) -> dict[str, str]:
+    """A mapping, or W3C-style ``k=v,k2=v2`` with URL-encoded parts (OTEL_RESOURCE_ATTRIBUTES, headers)."""
     if isinstance(v, Mapping):
-        out = {str(k).strip().lower(): str(val) for k, val in v.items()}
-    elif isinstance(v, str):
-        out = {}
-        for part in v.split(","):
-            if not part.strip():
-                continue
-            key, sep, val = part.partition("=")
-            if not sep or not key.strip():
-                raise _Invalid("comma-separated key=value pairs, e.g. 'api-key=abc,x-team=pay'")
-            out[urllib.parse.unquote(key.strip()).lower()] = urllib.parse.unquote(val.strip())
-    else:
-        raise _Invalid("a dict or comma-separated key=value pairs")
-    if any(not k for k in out):
-        raise _Invalid("comma-separated key=value pairs with non-empty keys")
+        return {str(k).strip(): str(val) for k, val in v.items()}
+    if not isinstance(v, str):
+        raise _Invalid(f"a dict or comma-separated key=value pairs, e.g. {example!r}")
+    out: dict[str, str] = {}
+    for part in v.split(","):
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise _Invalid(f"comma-separated key=value pairs with non-empty keys, e.g. {example!r}")
+        out[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(val.strip())
     return out
 
 
-def _p_ratio(v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise _Invalid("a number from 0.0 to 1.0") from None
-    if not 0.0 <= f <= 1.0:
-        raise _Invalid("a number from 0.0 to 1.0")
-    return f
+def _p_headers(v: Any) -> dict[str, str]:
+    out = {k.lower(): val for k, val in _pairs(v, "api-key=abc,x-team=pay").items()}
+    if any(not k for k in out):
+        raise _Invalid("key=value pairs with non-empty keys")
+    return out
 
 
 def _p_level(v: Any) -> int:
@@ -119,23 +147,6 @@ def _p_level(v: Any) -> int:
     if isinstance(v, str) and v.strip().upper() in _LOG_LEVELS:
         return _LOG_LEVELS[v.strip().upper()]
     raise _Invalid("one of DEBUG, INFO, WARNING, ERROR, CRITICAL (or a logging level number)")
-
-
-def _p_format(v: Any) -> str:
-    s = str(v).strip().lower()
-    if s in ("json", "console", "auto"):
-        return s
-    raise _Invalid("'json', 'console' or 'auto'")
-
-
-def _p_port(v: Any) -> int:
-    try:
-        p = int(v)
-    except (TypeError, ValueError):
-        raise _Invalid("a TCP port number from 0 to 65535 (0 picks a free port)") from None
-    if isinstance(v, bool) or not 0 <= p <= 65535:
-        raise _Invalid("a TCP port number from 0 to 65535 (0 picks a free port)")
-    return p
 
 
 def _p_names(v: Any) -> tuple[str, ...]:
@@ -156,58 +167,8 @@ def _p_integrations(v: Any) -> tuple[str, ...] | str:
     return _p_names(v)
 
 
-def _p_pos_seconds(v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise _Invalid("a positive number of seconds") from None
-    if not f > 0:
-        raise _Invalid("a positive number of seconds")
-    return f
-
-
-def _p_millis(v: Any) -> float:
-    """OTel's spec gives these in milliseconds (the Python exporters wrongly read seconds)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise _Invalid("a positive number of milliseconds") from None
-    if not f > 0:
-        raise _Invalid("a positive number of milliseconds")
-    return f / 1000.0
-
-
-def _p_exporter(v: Any) -> str:
-    s = str(v).strip().lower()
-    if s in ("otlp", "none", "console"):
-        return s
-    raise _Invalid("'otlp', 'console' or 'none'")
-
-
-def _p_pos_int(v: Any) -> int:
-    try:
-        i = int(v)
-    except (TypeError, ValueError):
-        raise _Invalid("a positive whole number") from None
-    if isinstance(v, bool) or i <= 0:
-        raise _Invalid("a positive whole number")
-    return i
-
-
 def _p_kv(v: Any) -> dict[str, str]:
-    if isinstance(v, Mapping):
-        return {str(k): str(val) for k, val in v.items()}
-    if not isinstance(v, str):
-        raise _Invalid("comma-separated key=value pairs")
-    out: dict[str, str] = {}
-    for part in v.split(","):
-        if not part.strip():
-            continue
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
-            raise _Invalid("comma-separated key=value pairs, e.g. 'team=payments,region=eu'")
-        out[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(val.strip())
-    return out
+    return _pairs(v, "team=payments,region=eu")
 
 
 def _p_sampler(v: Any) -> tuple[bool, float | None]:
@@ -307,14 +268,16 @@ OPTIONS: tuple[Option, ...] = (
        otel_env="OTEL_TRACES_SAMPLER_ARG", arg=False, accepted="0.0 to 1.0"),
     _o("log_level", _p_level, logging.INFO, "Lowest level printed (structlog and stdlib).",
        obskit_env="OBSKIT_LOG_LEVEL", accepted="DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-    _o("log_format", _p_format, "auto", "`json`: one object per line; `console`: readable, coloured on a TTY; "
-       "`auto`: console on a TTY, else JSON.",
+    _o("log_format", _p_format, "auto", "`json`: one object per line; `console`: readable, "
+       "coloured on a TTY; `auto`: console on a TTY, else JSON.",
        obskit_env="OBSKIT_LOG_FORMAT", accepted="json, console, auto"),
     _o("log_stream", lambda v: v, None, "File object lines are written to (default `sys.stdout`).",
        accepted="a text file object"),
-    _o("metrics_port", _p_port, None, "Serve `/metrics` on this port in a background thread (0: any free port).",
+    _o("metrics_port", _p_port, None, "Serve `/metrics` on this port in a background thread "
+       "(0: any free port).",
        obskit_env="OBSKIT_METRICS_PORT", accepted="0-65535"),
-    _o("metrics_addr", _p_str, "127.0.0.1", "Bind address of the `/metrics` server; containers set `0.0.0.0`.",
+    _o("metrics_addr", _p_str, "127.0.0.1", "Bind address of the `/metrics` server; "
+       "containers set `0.0.0.0`.",
        obskit_env="OBSKIT_METRICS_ADDR", arg=False, accepted="host or IP"),
     _o("metric_export_interval", _p_millis, 60.0, "Interval between OTLP metric pushes (stored in seconds).",
        otel_env="OTEL_METRIC_EXPORT_INTERVAL", arg=False, accepted="milliseconds > 0"),
@@ -471,40 +434,15 @@ def resolve(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -
         else:
             ratio = 1.0
 
-    return Config(
-        service_name=service_name,
-        service_version=service_version,
-        environment=environment,
-        resource_attributes=attrs,
-        otlp_endpoint=values["otlp_endpoint"],
-        otlp_traces_endpoint=per_signal["traces"],
-        otlp_metrics_endpoint=per_signal["metrics"],
-        otlp_logs_endpoint=per_signal["logs"],
-        otlp_protocol=protocol,
-        otlp_headers=values["otlp_headers"],
-        export_timeout=timeout,
-        traces=values["traces"],
-        logs=values["logs"],
-        metrics=values["metrics"],
-        traces_exporter=values["traces_exporter"],
-        logs_exporter=values["logs_exporter"],
-        metrics_exporter=values["metrics_exporter"],
-        disabled=values["disabled"],
-        sample_ratio=ratio,
-        parent_based=parent_based,
-        log_level=values["log_level"],
-        log_format=values["log_format"],
-        log_stream=values["log_stream"],
-        metrics_port=values["metrics_port"],
-        metrics_addr=values["metrics_addr"],
-        metric_export_interval=values["metric_export_interval"],
-        metrics_max_label_sets=values["metrics_max_label_sets"],
-        multiproc_dir=values["multiproc_dir"],
-        integrations=values["integrations"],
-        redact=values["redact"],
-        strict=strict,
-        warnings=tuple(problems),
-    )
+    derived: dict[str, Any] = {
+        "service_name": service_name, "service_version": service_version, "environment": environment,
+        "resource_attributes": attrs, "otlp_protocol": protocol, "export_timeout": timeout,
+        "sample_ratio": ratio, "parent_based": parent_based, "strict": strict, "warnings": tuple(problems),
+        **{f"otlp_{signal}_endpoint": url for signal, url in per_signal.items()},
+    }
+    # Every other Config field is the option of the same name, as resolved.
+    same = {f.name: values[f.name] for f in dataclasses.fields(Config) if f.name not in derived}
+    return Config(**same, **derived)
 
 
 def _source(opt: Option, args: Mapping[str, Any], env: Mapping[str, str]) -> str:
