@@ -7,6 +7,7 @@ exception) carries its trace_id.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -34,6 +35,7 @@ from obskit.testing import Capture, capture
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("opentelemetry.instrumentation.asgi")
+pytest.importorskip("opentelemetry.instrumentation.wsgi")
 pytest.importorskip("uvicorn")
 
 LIFESPAN = textwrap.dedent(
@@ -244,7 +246,7 @@ def test_fastapi_app_created_after_init_is_traced(tmp_path: Path) -> None:
     assert line["trace_id"] == trace_id and line["item_id"] == 7
 
 
-# --- WSGI --------------------------------------------------------------------------------------------------
+# --- in process: WSGI server, Starlette ---------------------------------------------------------------------
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -253,9 +255,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @pytest.fixture
-def wsgi_capture() -> Iterator[Capture]:
+def in_process() -> Iterator[Capture]:
     """obskit with in-memory sinks and no client integrations (the test sends traceparent itself)."""
-    pytest.importorskip("opentelemetry.instrumentation.wsgi")
     gen = capture()
     try:
         yield next(gen)
@@ -288,27 +289,57 @@ def _wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"ok"]
 
 
-def test_wsgi_middleware_continues_trace_and_correlates_logs(wsgi_capture: Capture) -> None:
+def test_wsgi_middleware_continues_trace_and_correlates_logs(in_process: Capture) -> None:
     """A real WSGI server: one SERVER span continuing traceparent; the app's log line carries it."""
     from obskit.integrations.wsgi import ObskitWSGIMiddleware
 
     header, trace_id, parent_id = _traceparent()
     with _wsgi_server(ObskitWSGIMiddleware(_wsgi_app)) as port:
         assert _wsgi_get(port, "/orders", {"traceparent": header}) == b"ok"
-    (span,) = wsgi_capture.spans
+    (span,) = in_process.spans
     assert span.kind is SpanKind.SERVER and span.name == "GET /orders"
     assert f"{span.context.trace_id:032x}" == trace_id
     assert span.parent is not None and f"{span.parent.span_id:016x}" == parent_id
     assert span.attributes is not None and span.attributes["http.status_code"] == 200
-    (line,) = wsgi_capture.events("handling")
+    (line,) = in_process.events("handling")
     assert line["trace_id"] == trace_id and line["span_id"] == f"{span.context.span_id:016x}"
 
 
-def test_wsgi_excluded_urls_make_no_span(wsgi_capture: Capture) -> None:
+def test_wsgi_excluded_urls_make_no_span(in_process: Capture) -> None:
     """A URL matching excluded_urls is served untraced; others still get their span."""
     from obskit.integrations.wsgi import instrument_wsgi
 
     with _wsgi_server(instrument_wsgi(_wsgi_app, excluded_urls="/healthz")) as port:
         assert _wsgi_get(port, "/healthz", {}) == b"ok"
         assert _wsgi_get(port, "/orders", {}) == b"ok"
-    assert [s.name for s in wsgi_capture.spans] == ["GET /orders"]
+    assert [s.name for s in in_process.spans] == ["GET /orders"]
+
+
+def test_starlette_add_middleware_continues_trace(in_process: Capture) -> None:
+    """Starlette's add_middleware(ObskitASGIMiddleware): one server span continuing traceparent, logs join."""
+    import httpx
+    from obskit.integrations.asgi import ObskitASGIMiddleware
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def hello(request: Request) -> PlainTextResponse:
+        obskit.get_logger("starlette-app").info("handling")
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/hello", hello)])
+    app.add_middleware(ObskitASGIMiddleware)
+    header, trace_id, parent_id = _traceparent()
+
+    async def call() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return (await client.get("/hello", headers={"traceparent": header})).status_code
+
+    assert asyncio.run(call()) == 200
+    (span,) = in_process.spans
+    assert span.kind is SpanKind.SERVER and f"{span.context.trace_id:032x}" == trace_id
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == parent_id
+    (line,) = in_process.events("handling")
+    assert line["trace_id"] == trace_id
