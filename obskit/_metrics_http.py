@@ -38,6 +38,7 @@ def exposition_registry() -> Any:
     path = _multiprocess.directory()
     if path is None:
         return REGISTRY
+    _multiprocess.explain_once()
     with _agg_lock:
         reg = _aggregates.get(path)
         if reg is None:

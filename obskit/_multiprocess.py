@@ -6,11 +6,14 @@ mode can still be switched later as long as no metric value exists yet. obskit c
 time, which keeps that switch safe for the gunicorn hooks (they run after ``obskit`` is imported).
 
 Who wipes the directory: exactly one process per server run, chosen by a marker file holding the pid of
-the run's owner. gunicorn's master writes it from the hooks module (workers are forked children of it);
-``uvicorn --workers`` spawns fresh interpreters whose ``multiprocessing.parent_process()`` is the
-supervisor, so the first worker to take the lock wipes and records the supervisor's pid; a plain process
-owns its own run. Dead workers' counter and histogram files are merged into one archive file per type
-(totals must not go down when a worker dies) and their live gauges removed, so files do not pile up.
+the run's owner. A process finding a live owner joins that run; finding none (or a dead one) it wipes and
+records the owner. gunicorn's master wipes from the hooks module and owns the run (workers are its forked
+children); ``uvicorn --workers`` spawns fresh interpreters whose ``multiprocessing.parent_process()`` is
+the supervisor, so the first worker to take the lock wipes and records the supervisor; a plain process
+owns its own run. A script started beside a running server therefore joins it instead of wiping it.
+
+Dead workers' counter and histogram files are merged into one archive file per type (totals must not go
+down when a worker dies) and their live gauges removed, so files do not pile up.
 """
 
 from __future__ import annotations
@@ -124,10 +127,9 @@ def prepare_from_env() -> str | None:
     os.makedirs(path, exist_ok=True)
     with _locked(path):
         marker = _read_marker(path)
-        if marker not in (os.getpid(), os.getppid()):
-            owner = _owner()
-            if marker != owner:
-                _wipe_unlocked(path, owner)
+        # A live owner means a run is in progress: join it. No owner, or a dead one: a new run starts here.
+        if marker is None or not _pid_alive(marker):
+            _wipe_unlocked(path, _owner())
     activate(path)
     return path
 

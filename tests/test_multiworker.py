@@ -234,3 +234,39 @@ def test_otlp_per_worker_instance_ids_sum_to_scrape(run: object, extra: tuple[st
     by_instance = latest_by_instance()
     assert scraped == N
     assert len([v for v in by_instance.values() if v]) == len(pids) >= 2
+
+
+SCRIPT = """
+import sys
+from obskit._metrics import counter
+from obskit._metrics_http import render
+counter("side", "side").inc(int(sys.argv[1]))
+sys.stdout.write(render()[0].decode())
+sys.stdout.flush()
+if len(sys.argv) > 2:
+    sys.stdin.read()  # stay alive until the test closes stdin
+"""
+
+
+def test_process_joins_live_run_and_wipes_dead_one(tmp_path: Path) -> None:
+    """A process beside a live owner adds to its files; after the owner dies a new run starts from zero."""
+    mp = tmp_path / "mp"
+    env = {**os.environ, "OBSKIT_MULTIPROC_DIR": str(mp)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    owner = subprocess.Popen([sys.executable, "-c", SCRIPT, "5", "stay"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        first = ""
+        while "side_total" not in first:
+            first += owner.stdout.readline()
+        beside = subprocess.run([sys.executable, "-c", SCRIPT, "2"], env=env, capture_output=True, text=True,
+                                timeout=60, check=True).stdout
+        assert sample(beside, "side_total") == 7
+    finally:
+        assert owner.stdin is not None
+        owner.stdin.close()
+        owner.wait(20)
+    fresh = subprocess.run([sys.executable, "-c", SCRIPT, "1"], env=env, capture_output=True, text=True,
+                           timeout=60, check=True).stdout
+    assert sample(fresh, "side_total") == 1

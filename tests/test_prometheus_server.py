@@ -99,7 +99,7 @@ def test_prometheus_scrapes_values_and_exemplar(scraped: tuple[str, int]) -> Non
         latency.observe(0.3, provider="acme")
     trace_id = format(span.get_span_context().trace_id, "032x")
     span_id = format(span.get_span_context().span_id, "016x")
-    start = time.time() - 5
+    start = time.time() - 60
 
     wait_query(base, 'prom_orders_processed_total{status="failed"}', 3)
     wait_query(base, 'prom_orders_processed_total{status="ok"}', 1)
@@ -111,9 +111,14 @@ def test_prometheus_scrapes_values_and_exemplar(scraped: tuple[str, int]) -> Non
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not exemplars:
         data = api(base, "query_exemplars", query="prom_payment_latency_seconds_bucket",
-                   start=start, end=time.time() + 5)
+                   start=start, end=time.time() + 60)
         exemplars = [e for series in data for e in series["exemplars"]]
         time.sleep(0.25)
-    assert exemplars, "Prometheus stored no exemplar"
+    if not exemplars:
+        req = urllib.request.Request(f"http://127.0.0.1:{scraped[1]}/metrics",
+                                     headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        body = urllib.request.urlopen(req, timeout=10).read().decode()
+        pytest.fail("Prometheus stored no exemplar; exposed: "
+                    + "\n".join(line for line in body.splitlines() if "prom_payment" in line and "#" in line))
     assert exemplars[0]["labels"] == {"trace_id": trace_id, "span_id": span_id}
     assert float(exemplars[0]["value"]) == 0.3
