@@ -243,7 +243,7 @@ def test_span_events_say_where(
 
 
 def test_failing_telemetry_never_changes_the_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A raising sink, a broken metrics backend and a broken logger leave results and errors intact."""
+    """A raising sink, broken call metrics and a broken logger leave results and other channels intact."""
 
     def bad_sink(event: object) -> None:
         raise RuntimeError("sink down")
@@ -260,7 +260,8 @@ def test_failing_telemetry_never_changes_the_outcome(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(_telemetry._FastSeries, "count_only", boom)
     add_sink(bad_sink)
     try:
-        b = CircuitBreaker(unique("bad"), minimum_calls=1, fallback=lambda x, exc: f"fallback {x}")
+        name = unique("bad")
+        b = CircuitBreaker(name, minimum_calls=1, fallback=lambda x, exc: f"fallback {x}")
 
         @b
         def work(x: int) -> str:
@@ -272,6 +273,7 @@ def test_failing_telemetry_never_changes_the_outcome(monkeypatch: pytest.MonkeyP
         assert work(1) == "fallback 1"  # failure -> opens (logging fails) -> fallback still answers
         assert work(0) == "fallback 0"  # rejected
         assert b.state is CircuitState.OPEN
+        assert transitions_total(name) == 1  # each channel is guarded alone: the broken logger hid nothing
     finally:
         remove_sink(bad_sink)
 

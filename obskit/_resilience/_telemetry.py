@@ -86,8 +86,14 @@ def _counter(name: str, doc: str, labels: Sequence[str]) -> Any:
 
 
 def _inc(metric: str, doc: str, /, amount: float = 1, **labels: str) -> None:
-    """Increment a counter on a decision path (rare enough to go through the public API each time)."""
-    _counter(metric, doc, tuple(labels)).inc(amount, **labels)
+    """Increment a counter on a decision path (rare enough to go through the public API each time).
+
+    Each channel (metric, log, span event) is guarded on its own, so one broken backend hides nothing else.
+    """
+    try:
+        _counter(metric, doc, tuple(labels)).inc(amount, **labels)
+    except Exception as exc:
+        report_internal_error("resilience metrics", exc)
 
 
 # -- per-call metrics ----------------------------------------------------------------------------------
@@ -242,11 +248,22 @@ def get_logger() -> Any:
     return _logger
 
 
+def _log(level: str, event: str, **fields: Any) -> None:
+    """One structured log line on ``obskit.resilience``; fields only, never call arguments."""
+    try:
+        getattr(get_logger(), level)(event, **fields)
+    except Exception as exc:
+        report_internal_error("resilience logs", exc)
+
+
 def _span_event(name: str, fields: dict[str, Any]) -> None:
     """Add an event to the current span, if one is recording (None values are dropped: OTel rejects them)."""
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.add_event(name, {k: v for k, v in fields.items() if v is not None})
+    try:
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(name, {k: v for k, v in fields.items() if v is not None})
+    except Exception as exc:
+        report_internal_error("resilience span events", exc)
 
 
 def _rate(value: float | None) -> float | None:
@@ -288,8 +305,7 @@ class TelemetrySink:
             "window_size": e.window_size,
             "wait": e.wait,
         }
-        log = get_logger()
-        (log.warning if e.to_state == "open" else log.info)("circuit_breaker.state_changed", **fields)
+        _log("warning" if e.to_state == "open" else "info", "circuit_breaker.state_changed", **fields)
         _span_event("circuit_breaker.state_changed", fields)
 
     def _rejected(self, e: CallRejected) -> None:
@@ -299,12 +315,12 @@ class TelemetrySink:
 
     def _fallback(self, e: FallbackInvoked) -> None:
         fields = {"name": e.name, "reason": e.reason, "error_type": e.error_type}
-        get_logger().warning("fallback.invoked", **fields)
+        _log("warning", "fallback.invoked", **fields)
         _span_event("fallback.invoked", fields)
 
     def _retry_attempt(self, e: RetryAttempted) -> None:
         fields = {"name": e.name, "attempt": e.attempt, "wait": round(e.wait, 4), "error_type": e.error_type}
-        get_logger().info("retry.attempt", **fields)
+        _log("info", "retry.attempt", **fields)
         _span_event("retry.attempt", fields)
 
     def _retry_finished(self, e: RetryFinished) -> None:
@@ -321,17 +337,16 @@ class TelemetrySink:
             name=e.name,
         )
         if e.outcome == "failed_with_retry":
-            get_logger().warning(
-                "retry.exhausted", name=e.name, attempts=e.attempts, error_type=e.error_type, reason=e.reason
-            )
+            fields = {"name": e.name, "attempts": e.attempts, "error_type": e.error_type, "reason": e.reason}
+            _log("warning", "retry.exhausted", **fields)
 
     def _timeout(self, e: TimeoutFinished) -> None:
         _inc("obskit_timeout_calls", "Calls under a time limit, by outcome.", name=e.name, outcome=e.outcome)
 
     def _bulkhead(self, e: BulkheadRejected) -> None:
         _inc("obskit_bulkhead_rejected", "Calls a bulkhead refused.", name=e.name)
-        get_logger().warning(
-            "bulkhead.rejected", name=e.name, max_concurrent=e.max_concurrent, max_wait=e.max_wait
+        _log(
+            "warning", "bulkhead.rejected", name=e.name, max_concurrent=e.max_concurrent, max_wait=e.max_wait
         )
 
 
