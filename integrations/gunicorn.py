@@ -13,6 +13,9 @@ with ``--preload``) creates and wipes the multiprocess directory (``OBSKIT_MULTI
 workers never wipe it, and switches prometheus-client to multiprocess mode. ``child_exit`` folds a dead
 worker's files into the totals; with ``OBSKIT_METRICS_PORT`` set, ``when_ready`` serves the aggregate
 ``/metrics`` from the master, which outlives every worker.
+
+Imported outside gunicorn (no ``gunicorn.arbiter`` loaded) it changes nothing; call :func:`setup` yourself
+if you drive gunicorn programmatically before its arbiter module is imported.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -88,4 +92,5 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(_state["dir"], ignore_errors=True)
 
 
-setup()
+if "gunicorn.arbiter" in sys.modules:  # loaded as gunicorn config; a plain import changes nothing
+    setup()
