@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 
 import obskit
-from obskit._resilience import CircuitBreaker, CircuitState, _telemetry, add_sink, remove_sink
+from obskit._resilience import CircuitBreaker, CircuitState, _call_metrics, _telemetry, add_sink, remove_sink
 from obskit._resilience import _retry as retry_module
 from obskit.testing import Capture
 
@@ -256,8 +256,8 @@ def test_failing_telemetry_never_changes_the_outcome(monkeypatch: pytest.MonkeyP
         raise RuntimeError("metrics down")
 
     monkeypatch.setattr(_telemetry, "_logger", BadLogger())
-    monkeypatch.setattr(_telemetry._FastSeries, "record", boom)
-    monkeypatch.setattr(_telemetry._FastSeries, "count_only", boom)
+    monkeypatch.setattr(_call_metrics._FastSeries, "record", boom)
+    monkeypatch.setattr(_call_metrics._FastSeries, "count_only", boom)
     add_sink(bad_sink)
     try:
         name = unique("bad")
