@@ -94,6 +94,9 @@ KNOWN: dict[str, Integration] = {
 
 _lock = threading.Lock()
 _enabled: dict[str, Teardown | None] = {}
+# The global tracer provider when the integrations above were enabled: instrumentors keep the tracer they
+# took from it, so if it has been replaced since (tests resetting obskit), they must be enabled afresh.
+_provider: object | None = None
 
 
 def enable(config: Config) -> list[str]:
@@ -104,7 +107,14 @@ def enable(config: Config) -> list[str]:
     explicit = choice != "auto"
     names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(choice))
     enabled: list[str] = []
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    global _provider
+    if _enabled and provider is not _provider:
+        disable_all()
     with _lock:
+        _provider = provider
         for name in names:
             integration = KNOWN.get(name)
             if integration is None:

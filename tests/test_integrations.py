@@ -315,3 +315,15 @@ def test_failing_setup_warns_and_the_rest_enable(monkeypatch: pytest.MonkeyPatch
         assert _integrations.enabled() == ["requests"]
         warnings = _warnings(cap)
     assert len(warnings) == 1 and "'broken'" in warnings[0] and "RuntimeError: boom" in warnings[0]
+
+
+def test_new_tracer_provider_gets_fresh_instrumentation(peer: ThreadingHTTPServer) -> None:
+    """init(), a reset that keeps the instrumentation, init() again: spans reach the new provider."""
+    from obskit.testing import reset
+
+    reset()
+    obskit.init(service_name="first", integrations=["requests"], otlp_endpoint=None, metrics_port=None)
+    reset()  # replaces the global provider the requests instrumentation took its tracer from
+    with captured(["requests"]) as cap:
+        requests.get(_url(peer), timeout=5)
+        assert [s.name for s in cap.spans] == ["GET"]
