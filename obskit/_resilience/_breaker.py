@@ -19,7 +19,17 @@ from typing import Any, ParamSpec, TypeVar, cast
 from .._errors import CircuitOpenError
 from . import _events, _registry, _telemetry
 from ._events import FallbackInvoked
-from ._state import CANCELLED, FAILURE, IGNORED, SUCCESS, BreakerConfig, BreakerCore, CircuitState, Outcome
+from ._state import (
+    CANCELLED,
+    CLOSED,
+    FAILURE,
+    IGNORED,
+    SUCCESS,
+    BreakerConfig,
+    BreakerCore,
+    CircuitState,
+    Outcome,
+)
 
 __all__ = ["CircuitBreaker", "circuit_breaker"]
 
@@ -172,8 +182,10 @@ class CircuitBreaker:
 
         @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            epoch, state = core._snap  # closed: admitted without a call or a lock
             try:
-                epoch = acquire()
+                if state is not CLOSED:
+                    epoch = acquire()
             except CircuitOpenError as exc:
                 if self._fallback is None:
                     raise
@@ -204,8 +216,10 @@ class CircuitBreaker:
 
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
+            epoch, state = core._snap
             try:
-                epoch = acquire()
+                if state is not CLOSED:
+                    epoch = acquire()
             except CircuitOpenError as exc:
                 if self._fallback is None:
                     raise

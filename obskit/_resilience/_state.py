@@ -207,7 +207,13 @@ class BreakerCore:
         if outcome is SUCCESS or outcome is FAILURE or self._state is HALF_OPEN:
             with self._lock:
                 if epoch == self._epoch:
-                    events = self._book(outcome, duration, now)
+                    if self._state is CLOSED:  # inlined: the common case
+                        window = self._window
+                        window.record(now, outcome is FAILURE, duration >= self._slow_after)
+                        if window.calls >= self._minimum:
+                            events = self._judge_closed(window, now)
+                    else:
+                        events = self._book(outcome, duration, now)
         self.record_call(outcome, duration)
         if events:
             self._emit(events)
@@ -234,20 +240,18 @@ class BreakerCore:
             events = [self._transition(to, reason, self.clock())]
         self._emit(events)
 
+    def _judge_closed(self, window: Window, now: float) -> list[StateChanged] | None:
+        """Trip when the full-enough window's failure or slow-call rate reaches its threshold."""
+        calls = window.calls
+        if window.failures / calls >= self._failure_threshold:
+            return [self._trip("failure_rate", now)]
+        if window.slow / calls >= self._slow_threshold:
+            return [self._trip("slow_call_rate", now)]
+        return None
+
     def _book(self, outcome: Outcome, duration: float, now: float) -> list[StateChanged] | None:
-        state = self._state
-        if state is CLOSED:
-            window = self._window
-            window.record(now, outcome is FAILURE, duration >= self._slow_after)
-            calls = window.calls
-            if calls < self._minimum:
-                return None
-            if window.failures / calls >= self._failure_threshold:
-                return [self._trip("failure_rate", now)]
-            if window.slow / calls >= self._slow_threshold:
-                return [self._trip("slow_call_rate", now)]
-            return None
-        if state is not HALF_OPEN:
+        """Book a completion outside the closed state (half-open probes; other states ignore it)."""
+        if self._state is not HALF_OPEN:
             return None
         if outcome is not SUCCESS and outcome is not FAILURE:
             self._probes_left += 1  # an ignored or cancelled probe gives its permit back
