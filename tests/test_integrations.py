@@ -327,3 +327,17 @@ def test_new_tracer_provider_gets_fresh_instrumentation(peer: ThreadingHTTPServe
     with captured(["requests"]) as cap:
         requests.get(_url(peer), timeout=5)
         assert [s.name for s in cap.spans] == ["GET"]
+
+
+def test_sqlalchemy_on_psycopg_is_traced_by_the_psycopg_integration() -> None:
+    """SQLAlchemy's postgresql+psycopg dialect opens psycopg connections, so its queries get spans."""
+    pytest.importorskip("psycopg")
+    sa = pytest.importorskip("sqlalchemy")
+    _pg_dsn()
+    with captured(["psycopg"]) as cap:
+        engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 41 + 1")).scalar() == 42
+        engine.dispose()
+        statements = [s.attributes["db.statement"] for s in cap.spans if s.attributes]
+    assert "SELECT 41 + 1" in statements
