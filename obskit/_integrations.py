@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
+
 from ._config import Config
 
 __all__ = ["KNOWN", "DidNotEnable", "Integration", "disable_all", "enable", "enabled"]
@@ -101,16 +103,14 @@ _provider: object | None = None
 
 def enable(config: Config) -> list[str]:
     """Switch on the integrations ``config.integrations`` selects; returns the names enabled."""
+    global _provider
     choice = config.integrations
     if choice == "none" or config.disabled:
         return []
     explicit = choice != "auto"
     names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(choice))
     enabled: list[str] = []
-    from opentelemetry import trace
-
     provider = trace.get_tracer_provider()
-    global _provider
     if _enabled and provider is not _provider:
         disable_all()
     with _lock:
