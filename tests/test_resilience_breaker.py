@@ -418,3 +418,37 @@ def test_invalid_options_raise(name: str, options: dict[str, Any]) -> None:
     """Options that cannot work are refused at construction."""
     with pytest.raises(ValueError):
         CircuitBreaker(name, **options)
+
+
+def test_closing_resets_the_wait_growth(name: str, clock: FakeClock, events: list[Event]) -> None:
+    """After the breaker closes again, the next trip waits wait_in_open, not the grown wait."""
+    b = make(name, clock, wait_multiplier=3.0, half_open_calls=1)
+    for _ in range(4):
+        call(b, True)
+    clock.advance(10.0)
+    call(b, True)  # failed probe: the next wait grows to 30
+    clock.advance(30.0)
+    call(b)  # successful probe: closed
+    for _ in range(4):
+        call(b, True)
+    waits = [e.wait for e in events if isinstance(e, StateChanged) and e.to_state == "open"]
+    assert waits == [10.0, 30.0, 10.0]
+
+
+def test_broken_result_predicate_still_settles_the_probe(name: str, clock: FakeClock) -> None:
+    """A record_result that raises propagates its error and counts a failure: no permit leaks."""
+
+    def broken(result: object) -> bool:
+        raise RuntimeError("predicate bug")
+
+    b = make(name, clock, record_result=broken, half_open_calls=1)
+    b.force_open()
+    b.reset()
+    for _ in range(4):
+        with pytest.raises(RuntimeError):
+            call(b)
+    assert b.state is CircuitState.OPEN
+    clock.advance(10.0)
+    with pytest.raises(RuntimeError):
+        call(b)
+    assert b.state is CircuitState.OPEN  # the probe was judged (a failure), not lost

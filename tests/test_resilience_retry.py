@@ -255,3 +255,22 @@ def test_invalid_arguments(kwargs: dict[str, Any]) -> None:
     """Settings that cannot work are refused when decorating."""
     with pytest.raises(ValueError):
         obskit.retry(**kwargs)
+
+
+def test_retry_after_http_date() -> None:
+    """An HTTP-date Retry-After becomes the seconds until that date; junk becomes no hint."""
+    import email.utils
+    import time
+
+    from obskit._resilience._retry import retry_after_hint
+
+    class WithHeader(Exception):
+        def __init__(self, value: str) -> None:
+            super().__init__("throttled")
+            self.response = type("R", (), {"headers": {"Retry-After": value}})()
+
+    soon = email.utils.formatdate(time.time() + 120, usegmt=True)
+    hint = retry_after_hint(WithHeader(soon))
+    assert hint is not None and 100 < hint <= 120
+    assert retry_after_hint(WithHeader("soon-ish")) is None
+    assert retry_after_hint(ConnectionError()) is None
