@@ -91,7 +91,16 @@ class ObskitASGIMiddleware:
         _install_filter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._otel(scope, receive, send)
+        # A FastAPI app instrumented by the ``fastapi`` integration makes its own server span: two would
+        # nest. Starlette puts the app in the scope before its middleware stack runs, so both wirings show.
+        if _traced_by_opentelemetry(self.app) or _traced_by_opentelemetry(scope.get("app")):
+            await self.app(scope, receive, send)
+        else:
+            await self._otel(scope, receive, send)
+
+
+def _traced_by_opentelemetry(app: Any) -> bool:
+    return getattr(app, "_is_instrumented_by_opentelemetry", False) is True
 
 
 def instrument_asgi(app: ASGIApp, **options: Any) -> ObskitASGIMiddleware:

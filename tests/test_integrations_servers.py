@@ -343,3 +343,39 @@ def test_starlette_add_middleware_continues_trace(in_process: Capture) -> None:
     assert span.parent is not None and f"{span.parent.span_id:016x}" == parent_id
     (line,) = in_process.events("handling")
     assert line["trace_id"] == trace_id
+
+
+@pytest.mark.parametrize("wiring", ["add_middleware", "wrap"])
+def test_asgi_middleware_on_instrumented_fastapi_makes_one_span(wiring: str) -> None:
+    """fastapi integration plus ObskitASGIMiddleware (either wiring): still one server span per request."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("opentelemetry.instrumentation.fastapi")
+    import httpx
+    from obskit.integrations.asgi import ObskitASGIMiddleware
+
+    gen = capture(integrations=["fastapi"])
+    try:
+        cap = next(gen)
+        import fastapi  # the integration swapped in its FastAPI class at init()
+
+        api = fastapi.FastAPI()
+
+        @api.get("/items/{item_id}")
+        async def item(item_id: int) -> dict[str, int]:
+            return {"id": item_id}
+
+        app: Any = api
+        if wiring == "add_middleware":
+            api.add_middleware(ObskitASGIMiddleware)
+        else:
+            app = ObskitASGIMiddleware(api)
+
+        async def call() -> int:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as c:
+                return (await c.get("/items/3")).status_code
+
+        assert asyncio.run(call()) == 200
+        assert [(s.name, s.kind) for s in cap.spans] == [("GET /items/{item_id}", SpanKind.SERVER)]
+    finally:
+        gen.close()
+        _integrations.disable_all()
