@@ -94,6 +94,16 @@ KNOWN: dict[str, Integration] = {
     )
 }
 
+# Names people try that are not switched on by init(): say what to do instead of "unknown".
+_WRAPPERS = {
+    "asgi": "wrap the app: obskit.integrations.asgi.ObskitASGIMiddleware(app)",
+    "starlette": "app.add_middleware(obskit.integrations.asgi.ObskitASGIMiddleware)",
+    "wsgi": "wrap the app: obskit.integrations.wsgi.ObskitWSGIMiddleware(app)",
+    "flask": "app.wsgi_app = obskit.integrations.wsgi.ObskitWSGIMiddleware(app.wsgi_app)",
+    "django": "wrap get_wsgi_application() / get_asgi_application() in obskit.integrations.wsgi / .asgi",
+    "gunicorn": "gunicorn -c python:obskit.integrations.gunicorn app:app",
+}
+
 _lock = threading.Lock()
 _enabled: dict[str, Teardown | None] = {}
 # The global tracer provider when the integrations above were enabled: instrumentors keep the tracer they
@@ -108,7 +118,7 @@ def enable(config: Config) -> list[str]:
     if choice == "none" or config.disabled:
         return []
     explicit = choice != "auto"
-    names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(choice))
+    names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(n.strip().lower() for n in choice))
     enabled: list[str] = []
     provider = trace.get_tracer_provider()
     if _enabled and provider is not _provider:
@@ -117,6 +127,9 @@ def enable(config: Config) -> list[str]:
         _provider = provider
         for name in names:
             integration = KNOWN.get(name)
+            if integration is None and name in _WRAPPERS:
+                _log.warning("obskit: %r is not enabled by init(); %s", name, _WRAPPERS[name])
+                continue
             if integration is None:
                 _log.warning("obskit: unknown integration %r in OBSKIT_INTEGRATIONS/integrations=; known: %s",
                              name, ", ".join(sorted(KNOWN)))

@@ -341,3 +341,11 @@ def test_sqlalchemy_on_psycopg_is_traced_by_the_psycopg_integration() -> None:
         engine.dispose()
         statements = [s.attributes["db.statement"] for s in cap.spans if s.attributes]
     assert "SELECT 41 + 1" in statements
+
+
+def test_middleware_names_say_how_to_wire_them() -> None:
+    """Listing "asgi" (a wrapper, not an init() integration) warns with the wiring to use instead."""
+    with captured(["ASGI", " requests"]) as cap:
+        assert _integrations.enabled() == ["requests"]
+        warnings = _warnings(cap)
+    assert len(warnings) == 1 and "ObskitASGIMiddleware(app)" in warnings[0], warnings
