@@ -349,3 +349,20 @@ def test_middleware_names_say_how_to_wire_them() -> None:
         assert _integrations.enabled() == ["requests"]
         warnings = _warnings(cap)
     assert len(warnings) == 1 and "ObskitASGIMiddleware(app)" in warnings[0], warnings
+
+
+def test_redis_asyncio_client_spans() -> None:
+    """redis.asyncio commands are traced like the sync client's."""
+    redis = pytest.importorskip("redis")
+    require(_reachable(6379), "Redis is not reachable on 127.0.0.1:6379")
+
+    async def run() -> None:
+        client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
+        await client.set("obskit:test:async", "1")
+        await client.delete("obskit:test:async")
+        await client.aclose()
+
+    with captured(["redis"]) as cap:
+        asyncio.run(run())
+        names = [s.name for s in cap.spans]
+    assert names == ["SET", "DEL"], names
