@@ -29,6 +29,7 @@ from ._state import (
     BreakerCore,
     CircuitState,
     Outcome,
+    WindowType,
 )
 
 __all__ = ["CircuitBreaker", "circuit_breaker"]
@@ -38,8 +39,6 @@ R = TypeVar("R")
 
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 Fallback = Callable[..., Any]
-
-_CONFIG_FIELDS = tuple(f for f in BreakerConfig.__dataclass_fields__)
 
 
 def _classifier(
@@ -82,7 +81,7 @@ class CircuitBreaker:
         failure_rate_threshold: float | None = None,
         minimum_calls: int | None = None,
         window: int | None = None,
-        window_type: str | None = None,
+        window_type: WindowType | None = None,
         slow_call_duration: float | None = None,
         slow_call_rate_threshold: float | None = None,
         wait_in_open: float | None = None,

@@ -12,14 +12,16 @@ import dataclasses
 import enum
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .._errors import CircuitOpenError
 from . import _events
 from ._events import CallRejected, StateChanged
 from ._window import CountWindow, TimeWindow, Window
 
-__all__ = ["BreakerConfig", "BreakerCore", "CircuitState", "Outcome"]
+__all__ = ["BreakerConfig", "BreakerCore", "CircuitState", "Outcome", "WindowType"]
+
+WindowType = Literal["count", "time"]
 
 
 class CircuitState(enum.Enum):
@@ -56,7 +58,7 @@ class BreakerConfig:
     failure_rate_threshold: float = 0.5
     minimum_calls: int = 10
     window: int = 100
-    window_type: str = "count"
+    window_type: WindowType = "count"
     slow_call_duration: float = 60.0
     slow_call_rate_threshold: float = 1.0
     wait_in_open: float = 60.0
