@@ -8,6 +8,7 @@ makes telemetry a replaceable consumer whose failures are contained in :func:`em
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Protocol
 
 from .._safe import report_internal_error
@@ -117,18 +118,21 @@ class Sink(Protocol):
 
 
 _sinks: tuple[Sink, ...] = ()
+_writers = threading.Lock()
 
 
 def add_sink(sink: Sink) -> None:
     """Register ``sink`` for every future event (copy-on-write, so emitting never takes a lock)."""
     global _sinks
-    _sinks = (*_sinks, sink)
+    with _writers:
+        _sinks = (*_sinks, sink)
 
 
 def remove_sink(sink: Sink) -> None:
     """Unregister ``sink``; unknown sinks are ignored."""
     global _sinks
-    _sinks = tuple(s for s in _sinks if s is not sink)
+    with _writers:
+        _sinks = tuple(s for s in _sinks if s is not sink)
 
 
 def emit(event: Event) -> None:
