@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from prometheus_client import REGISTRY
 
 from obskit import MetricError, _metrics, _self_telemetry
@@ -237,7 +237,7 @@ def test_memory_bounded_under_100k_label_values() -> None:
 
 def test_exemplar_from_sampled_span_in_openmetrics() -> None:
     """Inside a sampled span, counter and histogram samples carry trace_id and span_id exemplars."""
-    tracer = TracerProvider().get_tracer("t")
+    tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("t")
     c = counter("t_ex", labels=["k"])
     h = histogram("t_ex_h", unit="seconds")
     with tracer.start_as_current_span("s") as span:
@@ -264,7 +264,7 @@ def test_no_exemplar_outside_span_or_unsampled() -> None:
 
 def test_exemplar_follows_the_current_span() -> None:
     """The cached span ids change when the current span changes."""
-    tracer = TracerProvider().get_tracer("t")
+    tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("t")
     c = counter("t_exfollow")
     with tracer.start_as_current_span("a"):
         c.inc()

@@ -13,6 +13,7 @@ import pytest
 from conftest import require
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from obskit import _metrics
 from obskit._config import resolve
@@ -94,7 +95,7 @@ def test_wsgi_app_serves_same_registry() -> None:
 async def test_asgi_app_negotiates_and_carries_exemplars() -> None:
     """metrics_asgi_app() serves text by default and OpenMetrics with exemplars on request."""
     h = histogram("x_asgi", unit="seconds")
-    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+    with TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_as_current_span("s") as span:
         h.observe(0.02)
     trace_id = format(span.get_span_context().trace_id, "032x")
     transport = httpx.ASGITransport(app=metrics_asgi_app())
@@ -118,6 +119,7 @@ def _promtool() -> str:
 POPULATE = """
 import sys
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from obskit import _self_telemetry
 from obskit._metrics import counter, gauge, histogram
 from obskit._metrics_http import render
@@ -126,7 +128,7 @@ c = counter("orders_processed", "Orders processed", labels=["status"])
 c.inc(status="ok")
 h = histogram("payment_latency", "Payment call latency", unit="seconds", labels=["provider"])
 gauge("queue_depth", "Items waiting", labels=["queue"]).set(3, queue="payments")
-with TracerProvider().get_tracer("t").start_as_current_span("s"):
+with TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_as_current_span("s"):
     h.observe(0.25, provider="acme")
     c.inc(2, status="failed")
 _self_telemetry.ensure()

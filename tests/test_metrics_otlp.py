@@ -11,6 +11,7 @@ from conftest import protocol_of
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from otlp_receiver import OTLPReceiver, attributes
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -55,7 +56,7 @@ def _record() -> tuple[int, int]:
     orders.inc(3, status="failed")
     depth.set(7, queue="payments")
     latency.observe(0.003, provider="acme")
-    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+    with TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_as_current_span("s") as span:
         latency.observe(0.25, provider="acme")
         orders.inc(status="ok")
     ctx = span.get_span_context()

@@ -18,6 +18,7 @@ import pytest
 from conftest import require
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from obskit import _metrics
 from obskit._config import resolve
@@ -95,7 +96,7 @@ def test_prometheus_scrapes_values_and_exemplar(scraped: tuple[str, int]) -> Non
     latency = histogram("prom_payment_latency", "Payment call latency", unit="seconds", labels=["provider"])
     orders.inc(status="ok")
     orders.inc(3, status="failed")
-    with TracerProvider().get_tracer("t").start_as_current_span("charge") as span:
+    with TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_as_current_span("charge") as span:
         latency.observe(0.3, provider="acme")
     trace_id = format(span.get_span_context().trace_id, "032x")
     span_id = format(span.get_span_context().span_id, "016x")
