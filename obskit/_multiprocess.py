@@ -19,7 +19,6 @@ down when a worker dies) and their live gauges removed, so files do not pile up.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import logging
 import multiprocessing
@@ -27,6 +26,11 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, multiprocess mode unsupported
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["activate", "compact_dead", "directory", "enabled", "mark_dead", "prepare_from_env", "wipe"]
 
@@ -61,6 +65,9 @@ def _env_dir() -> str | None:
 
 @contextlib.contextmanager
 def _locked(path: str, exclusive: bool = True) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
     fd = os.open(os.path.join(path, _LOCK), os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -120,10 +127,25 @@ def _owner() -> int:
 
 
 def prepare_from_env() -> str | None:
-    """At import: if a multiprocess directory is configured, create/wipe it (once per run) and switch mode."""
+    """At import: if a multiprocess directory is configured, create/wipe it (once per run) and switch mode.
+
+    Never raises: an unusable directory is reported and metrics stay per process.
+    """
     path = _env_dir()
     if path is None:
         return None
+    try:
+        return _prepare(path)
+    except Exception as exc:
+        from ._safe import report_internal_error
+
+        report_internal_error(f"multiprocess metrics directory {path}", exc)
+        for var in _ENV_VARS:  # so prometheus-client does not try the directory either
+            os.environ.pop(var, None)
+        return None
+
+
+def _prepare(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     with _locked(path):
         marker = _read_marker(path)

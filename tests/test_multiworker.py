@@ -270,3 +270,15 @@ def test_process_joins_live_run_and_wipes_dead_one(tmp_path: Path) -> None:
     fresh = subprocess.run([sys.executable, "-c", SCRIPT, "1"], env=env, capture_output=True, text=True,
                            timeout=60, check=True).stdout
     assert sample(fresh, "side_total") == 1
+
+
+def test_unusable_directory_reports_and_stays_per_process(tmp_path: Path) -> None:
+    """A directory that cannot be created is reported once; the app runs and metrics stay per process."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "OBSKIT_MULTIPROC_DIR": str(blocker / "mp")}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, "3"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert sample(proc.stdout, "side_total") == 3
+    assert "obskit: internal error in multiprocess metrics directory" in proc.stderr
