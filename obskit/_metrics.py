@@ -159,30 +159,34 @@ class _Instrument:
         if labels.keys() != self._label_set:
             return self._label_error(labels)
         values = tuple(str(labels[n]) for n in self.labelnames)
+        limit = _max_label_sets()
         with self._lock:
             child = self._children.get(values)
-            if child is None:
-                if len(self._children) >= _max_label_sets():
-                    return self._overflowed()
-                child = self._children[values] = self._prom.labels(*values)
-            if len(self._cache) >= 4 * _max_label_sets():
-                self._cache.clear()
-            with contextlib.suppress(TypeError):  # an unhashable label value: correct, just never cached
-                self._cache[tuple(labels.items())] = child
+            if child is None and len(self._children) >= limit:
+                if self._overflow is None:
+                    self._overflow = self._prom.labels(*([OVERFLOW_VALUE] * len(self.labelnames)))
+                child = self._overflow
+            else:
+                if child is None:
+                    child = self._children[values] = self._prom.labels(*values)
+                if len(self._cache) >= 4 * limit:
+                    self._cache.clear()
+                with contextlib.suppress(TypeError):  # an unhashable label value: correct, just never cached
+                    self._cache[tuple(labels.items())] = child
+                return child
+        self._overflowed(limit)  # outside our lock: it takes the definitions lock (no lock-order inversion)
         return child
 
-    def _overflowed(self) -> Any:
-        if self._overflow is None:
-            self._overflow = self._prom.labels(*([OVERFLOW_VALUE] * len(self.labelnames)))
+    def _overflowed(self, limit: int) -> None:
         if "overflow" not in self._warned:
             self._warned.add("overflow")
             _log.warning("obskit: metric %r reached %d label sets; further label sets are counted in one "
                          "series with every label set to %r (warned once per metric). Use fewer distinct "
-                         "label values, or raise OBSKIT_METRICS_MAX_LABEL_SETS.", self.name,
-                         _max_label_sets(), OVERFLOW_VALUE)
-        if self is not _overflow_counter():
-            _overflow_counter().inc(metric=self.name)
-        return self._overflow
+                         "label values, or raise OBSKIT_METRICS_MAX_LABEL_SETS.", self.name, limit,
+                         OVERFLOW_VALUE)
+        overflow_counter = _overflow_counter()
+        if self is not overflow_counter:
+            overflow_counter.inc(metric=self.name)
 
     def _label_error(self, labels: dict[str, Any]) -> None:
         expected = list(self.labelnames)
@@ -427,9 +431,15 @@ def instruments() -> list[_Instrument]:
         return list(_instruments.values())
 
 
+_overflow_inst: list[Counter] = []
+
+
 def _overflow_counter() -> Counter:
-    return counter("obskit_metric_overflow", "Observations folded into the _other series because a "
-                   "metric reached its label-set limit", labels=["metric"])
+    """``obskit_metric_overflow_total{metric}``, defined once (definitions outlive test resets)."""
+    if not _overflow_inst:
+        _overflow_inst.append(counter("obskit_metric_overflow", "Observations folded into the _other series "
+                                      "because a metric reached its label-set limit", labels=["metric"]))
+    return _overflow_inst[0]
 
 
 class MetricsHandle:
