@@ -302,3 +302,26 @@ def test_metrics_work_without_init() -> None:
     """Recording needs no init(): values show in the exposition straight away."""
     counter("t_noinit").inc(4)
     assert "t_noinit_total 4.0" in render()[0].decode()
+
+
+def test_concurrent_calls_are_exact_and_respect_the_limit() -> None:
+    """Threads incrementing shared and new label sets lose no update and never pass the limit."""
+    import threading
+
+    _metrics._settings["max_label_sets"] = 50
+    c = counter("t_threads", labels=["k"])
+
+    def work(t: int) -> None:
+        for i in range(2000):
+            c.inc(k="shared")
+            c.inc(k=f"{t}-{i % 40}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert value("t_threads_total", k="shared") == 16_000
+    assert len(c._children) == 50
+    total = sum(s.value for m in c._prom.collect() for s in m.samples if s.name == "t_threads_total")
+    assert total == 32_000
