@@ -282,3 +282,15 @@ def test_unusable_directory_reports_and_stays_per_process(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert sample(proc.stdout, "side_total") == 3
     assert "obskit: internal error in multiprocess metrics directory" in proc.stderr
+
+
+def test_gunicorn_own_config_file_importing_hooks(run: object, tmp_path: Path) -> None:
+    """A user's gunicorn.conf.py that imports the hooks gets the same aggregation."""
+    (tmp_path / "gunicorn.conf.py").write_text(
+        "from obskit.integrations.gunicorn import child_exit, on_exit, when_ready  # noqa: F401\n"
+        "workers = 3\n")
+    server = run(WSGI_APP, [str(BIN / "gunicorn"), "-c", str(tmp_path / "gunicorn.conf.py"),  # type: ignore[operator]
+                            "-b", "127.0.0.1:{port}", "--graceful-timeout", "2", "app:app"])
+    pids = server.hit(N)
+    assert len(pids) >= 2
+    assert sample(http_get(server.url("/metrics")), "hits_total", path="/work") == N
