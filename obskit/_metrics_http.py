@@ -44,6 +44,7 @@ def exposition_registry() -> Any:
         if reg is None:
             reg = CollectorRegistry(auto_describe=False)
             reg.register(_multiprocess.AggregateCollector(path))  # type: ignore[arg-type]
+            reg.register(_multiprocess.WorkerProcessCollector(path))  # type: ignore[arg-type]
             _aggregates[path] = reg
         return reg
 

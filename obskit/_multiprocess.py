@@ -178,7 +178,8 @@ def explain_once() -> None:
     _state["explained"] = True
     _log.warning(
         "obskit: metrics in multiprocess mode (%s): /metrics shows the sum over all workers; exemplars and "
-        "per-worker process metrics are not available in this mode (see docs/metrics.md).", _state["dir"])
+        "GC metrics are not available in this mode, process metrics come per worker with a pid label "
+        "(see docs/metrics.md).", _state["dir"])
 
 
 def _pid_alive(pid: int) -> bool:
@@ -245,6 +246,41 @@ def compact_dead(path: str | None = None) -> int:
         for pid in dead:
             _merge_into_archive(path, by_pid.get(pid, []))
     return len(dead)
+
+
+def live_pids(path: str) -> list[int]:
+    """Processes of this run that are alive: every pid with files here, and the run's owner."""
+    pids = set(_files_by_pid(path))
+    owner = _read_marker(path)
+    if owner:
+        pids.add(owner)
+    return sorted(p for p in pids if _pid_alive(p))
+
+
+class WorkerProcessCollector:
+    """Process metrics (CPU, memory, open fds, start time) of every live worker, labelled ``pid``.
+
+    Read from ``/proc/<pid>`` at scrape time by whichever process serves it, so no worker needs a thread;
+    interpreter-internal figures (GC) cannot be read this way and are left out.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def collect(self) -> list[Any]:
+        from prometheus_client.metrics_core import Metric
+        from prometheus_client.process_collector import ProcessCollector
+
+        merged: dict[str, Any] = {}
+        for pid in live_pids(self._path):
+            source = ProcessCollector(pid=lambda pid=pid: pid, registry=None)  # type: ignore[misc]
+            for fam in source.collect():
+                out = merged.get(fam.name)
+                if out is None:
+                    out = merged[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+                for sample in fam.samples:
+                    out.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        return list(merged.values())
 
 
 class AggregateCollector:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import require
 from otlp_receiver import OTLPReceiver, attributes
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -161,6 +163,14 @@ def test_gunicorn_sync_workers_aggregate(run: object, extra: tuple[str, ...]) ->
     body = http_get(server.url("/metrics"))
     assert sample(body, "hits_total", path="/work") == N
     assert sample(body, "busy") == 0
+    rss_pids = {s.labels["pid"] for fam in text_string_to_metric_families(body) for s in fam.samples
+                if s.name == "process_resident_memory_bytes"}
+    assert {str(p) for p in pids} <= rss_pids  # every worker's process metrics, by pid
+    promtool = shutil.which("promtool")
+    require(promtool is not None, "promtool not installed (Debian package 'prometheus')")
+    lint = subprocess.run([str(promtool), "check", "metrics"], input=body, capture_output=True, text=True,
+                          timeout=60)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
 
 
 def test_gunicorn_uvicorn_workers_aggregate(run: object) -> None:
