@@ -118,7 +118,7 @@ def iso_timestamp(t: float) -> str:
     if sec != cached_sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         _ts_cache = (sec, prefix)
-    return f"{prefix}.{int((t - sec) * 1_000_000):06d}Z"
+    return "%s.%06dZ" % (prefix, (t - sec) * 1_000_000)  # noqa: UP031 - measurably faster than an f-string
 
 
 def safe_str(value: object) -> str:
@@ -156,11 +156,31 @@ def context_fields() -> dict[str, Any]:
     return out
 
 
+_last_ids: tuple[object, tuple[str, str] | None] = (None, None)
+
+
 def _trace_ids() -> tuple[str, str] | None:
+    """Hex ids of the current span; formatting 128-bit ints is costly, so the last span's are reused."""
+    global _last_ids
     ctx: SpanContext = get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return None
-    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+    last_ctx, ids = _last_ids
+    if ctx is last_ctx:
+        return ids
+    ids = ("%032x" % ctx.trace_id, "%016x" % ctx.span_id) if ctx.is_valid else None  # noqa: UP031
+    _last_ids = (ctx, ids)
+    return ids
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
+def needs_redaction(redactor: Redactor, fields: Mapping[str, Any]) -> bool:
+    """``Redactor.needs_redaction`` with a fast path for flat values (an ABC isinstance costs ~0.4 us)."""
+    is_sensitive = redactor.is_sensitive
+    for key, value in fields.items():
+        if is_sensitive(key) or (type(value) not in _FLAT and isinstance(value, Mapping | list | tuple)):
+            return True
+    return False
 
 
 # --- renderers -----------------------------------------------------------------------------------------
@@ -327,7 +347,7 @@ def process(
     st = STATE
     try:
         redactor = st.redactor
-        if fields and redactor.needs_redaction(fields):
+        if fields and needs_redaction(redactor, fields):
             fields = redactor.redact(fields)
         if created is None:
             created = time.time()
