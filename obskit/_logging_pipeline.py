@@ -343,7 +343,11 @@ def process(
     created: float | None = None,
     record: logging.LogRecord | None = None,
 ) -> None:
-    """Redact, correlate, export, render and write one event. Never raises."""
+    """Redact, correlate, render, write, then export one event. Never raises.
+
+    The line is written before the export so that it is out even if exporting fails, and so that anything
+    the exporter logs follows the line that caused it.
+    """
     st = STATE
     try:
         redactor = st.redactor
@@ -352,11 +356,6 @@ def process(
         if created is None:
             created = time.time()
         trace_ids = _trace_ids()
-        if st.exporter is not None:
-            try:
-                st.exporter.emit(level, logger_name, event, fields, exc_info, created, record)
-            except Exception as exc:
-                report_internal_error("logging: OTLP log export", exc)
         try:
             line = st.render(
                 iso_timestamp(created), level_name(level), logger_name, event, fields, trace_ids, exc_info
@@ -365,6 +364,11 @@ def process(
             report_internal_error("logging: rendering", exc)
             line = _fallback_line(level, logger_name, event, exc_info)
         _write(st.stream, line)
+        if st.exporter is not None:
+            try:
+                st.exporter.emit(level, logger_name, event, fields, exc_info, created, record)
+            except Exception as exc:
+                report_internal_error("logging: OTLP log export", exc)
     except Exception as exc:
         report_internal_error("logging", exc)
 

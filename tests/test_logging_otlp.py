@@ -140,7 +140,7 @@ def test_no_recursion_when_the_exporter_logs() -> None:
     s = Setup(_ChattyExporter())
     get_logger("app").info("hello")
     assert [r.body for r in s.records] == ["hello"]
-    assert [x["event"] for x in s.lines] == ["exporting 1", "structlog inside export", "hello"]
+    assert [x["event"] for x in s.lines] == ["hello", "exporting 1", "structlog inside export"]
 
 
 def test_otel_and_grpc_loggers_and_telemetry_sections_are_not_exported() -> None:
@@ -229,3 +229,38 @@ def test_stop_export_keeps_printing_but_exports_nothing() -> None:
     logging.getLogger("b").info("std printed only")
     assert [r.body for r in s.records] == ["exported"]
     assert [x["event"] for x in s.lines] == ["exported", "printed only", "std printed only"]
+
+
+def test_end_to_end_through_init_and_a_loopback_collector(fresh: None, receiver: Any) -> None:
+    """Through obskit.init(), structlog and stdlib events reach a real OTLP collector once each."""
+    from conftest import protocol_of
+    from otlp_receiver import attributes
+
+    import obskit
+
+    stream = io.StringIO()
+    obskit.init(
+        service_name="e2e",
+        otlp_endpoint=receiver.endpoint,
+        otlp_protocol=protocol_of(receiver),
+        log_format="json",
+        log_stream=stream,
+        integrations="none",
+        metrics=False,
+    )
+    with obskit.span("req") as span:
+        get_logger("e2e").info("structlog event", api_key="k", n=1)
+        logging.getLogger("e2e.std").warning("stdlib event", extra={"token": "t"})
+    assert obskit.force_flush(timeout=10)
+    records = [
+        r for r in receiver.log_records() if r.body.string_value in ("structlog event", "stdlib event")
+    ]
+    assert sorted(r.body.string_value for r in records) == ["stdlib event", "structlog event"]
+    span_id = span.get_span_context().span_id.to_bytes(8, "big")
+    assert all(r.span_id == span_id for r in records)
+    attrs = {r.body.string_value: attributes(r.attributes) for r in records}
+    assert attrs["structlog event"]["api_key"] == "[REDACTED]" and attrs["structlog event"]["n"] == 1
+    assert (
+        attrs["stdlib event"]["token"] == "[REDACTED]" and attrs["stdlib event"]["logger.name"] == "e2e.std"
+    )
+    obskit.shutdown(timeout=10)
