@@ -452,3 +452,15 @@ def test_broken_result_predicate_still_settles_the_probe(name: str, clock: FakeC
     with pytest.raises(RuntimeError):
         call(b)
     assert b.state is CircuitState.OPEN  # the probe was judged (a failure), not lost
+
+
+def test_reset_while_closed_is_not_a_transition(name: str, clock: FakeClock, events: list[Event]) -> None:
+    """reset() on a closed breaker empties its window without a state_changed event."""
+    b = make(name, clock)
+    for _ in range(3):
+        call(b, True)
+    b.reset()
+    call(b, True)
+    assert b.state is CircuitState.CLOSED
+    assert b._core.snapshot()[3] == 1
+    assert transitions(events, name) == []

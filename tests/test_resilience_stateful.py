@@ -15,7 +15,8 @@ import obskit
 from obskit._resilience import CircuitBreaker, add_sink, remove_sink
 from obskit._resilience._events import Event, StateChanged
 
-LEGAL = {("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("half_open", "closed")}
+AUTOMATIC = {("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("half_open", "closed")}
+MANUAL_TARGETS = {"closed", "forced_open", "disabled"}
 SLOW = 1.0  # slow_call_duration in every example
 
 
@@ -64,9 +65,14 @@ class Model:
         if self.state == "half_open" and now - self.half_open_since >= self.cfg["half_open_max_duration"]:
             self.trip(now)
 
+    def manual(self, to: str) -> None:
+        if to == "closed":
+            self.calls = []
+        self.state, self.trips = to, 0
+
     def admit(self, now: float) -> bool:
         self.tick(now)
-        if self.state == "closed":
+        if self.state in ("closed", "disabled"):
             return True
         if self.state == "half_open" and self.probes_left > 0:
             self.probes_left -= 1
@@ -161,6 +167,11 @@ class BreakerMachine(RuleBasedStateMachine):
         if admitted:
             self.model.complete(outcome, duration, self.clock.now)
 
+    @rule(action=st.sampled_from(["reset", "force_open", "disable"]))
+    def by_hand(self, action: str) -> None:
+        getattr(self.breaker, action)()
+        self.model.manual({"reset": "closed", "force_open": "forced_open", "disable": "disabled"}[action])
+
     @rule(seconds=st.sampled_from([0.5, 1.0, 2.0, 5.0, 20.0]))
     def advance(self, seconds: float) -> None:
         self.clock.now += seconds
@@ -176,7 +187,11 @@ class BreakerMachine(RuleBasedStateMachine):
     def only_legal_transitions_and_never_below_minimum(self) -> None:
         for e in self.events:
             if isinstance(e, StateChanged):
-                assert (e.from_state, e.to_state) in LEGAL
+                assert e.from_state != e.to_state
+                if e.reason in ("reset", "forced_open", "disabled"):
+                    assert e.to_state in MANUAL_TARGETS
+                    continue
+                assert (e.from_state, e.to_state) in AUTOMATIC
                 if e.from_state == "closed":
                     assert e.window_size >= self.model.minimum
 

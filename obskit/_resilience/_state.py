@@ -237,9 +237,18 @@ class BreakerCore:
     # -- internals (called with the lock held) ---------------------------------------------------------
 
     def _manual(self, to: CircuitState, reason: str) -> None:
+        """Move by hand. Staying in the same state is not a transition (no event), but it still starts a
+        new epoch, so calls admitted before a ``reset()`` cannot undo it, and a reset empties the window."""
         with self._lock:
             self._trips = 0
-            events = [self._transition(to, reason, self.clock())]
+            if self._state is not to:
+                events = [self._transition(to, reason, self.clock())]
+            else:
+                events = []
+                if to is CLOSED:
+                    self._window = self.config.new_window()
+                self._epoch += 1
+                self._snap = (self._epoch, to)
         self._emit(events)
 
     def _judge_closed(self, window: Window, now: float) -> list[StateChanged] | None:
