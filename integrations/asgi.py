@@ -19,17 +19,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 try:
     from opentelemetry.instrumentation.asgi import (  # type: ignore[import-untyped,unused-ignore]
         OpenTelemetryMiddleware,
+        get_default_span_details,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"obskit.integrations.asgi needs opentelemetry-instrumentation-asgi ({exc}); "
                       "install it with: pip install 'obskit[asgi]'") from exc
 
-__all__ = ["ObskitASGIMiddleware", "instrument_asgi"]
+__all__ = ["ObskitASGIMiddleware", "instrument_asgi", "instrument_starlette", "uninstrument_starlette"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -80,29 +81,128 @@ class ObskitASGIMiddleware:
     """Wraps an ASGI app so each HTTP/WebSocket request is one server span; other scopes pass through.
 
     ``excluded_urls`` (comma-separated regexes, e.g. ``"/healthz,/metrics"``) get no span; any other keyword
-    goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (hooks, captured headers, ``exclude_spans``).
+    goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (hooks, captured headers, ``exclude_spans``,
+    ``default_span_details``). On a Starlette or FastAPI app the span is named by route (``GET /items/{id}``)
+    and carries ``http.route``; elsewhere OpenTelemetry's default name (method and path) is kept.
     """
 
     def __init__(self, app: ASGIApp, *, excluded_urls: str | None = None, **otel_options: Any) -> None:
         otel_options.setdefault("exclude_spans", ["receive", "send"])
+        otel_options.setdefault("default_span_details", self._span_details)
         self.app = app
-        self._otel = OpenTelemetryMiddleware(
-            _LogErrorsInSpan(app), excluded_urls=excluded_urls, **otel_options)
+        self._errors = _LogErrorsInSpan(app)
+        self._otel = OpenTelemetryMiddleware(self._errors, excluded_urls=excluded_urls, **otel_options)
         _install_filter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A FastAPI app instrumented by the ``fastapi`` integration makes its own server span: two would
-        # nest. Starlette puts the app in the scope before its middleware stack runs, so both wirings show.
-        if _traced_by_opentelemetry(self.app) or _traced_by_opentelemetry(scope.get("app")):
-            await self.app(scope, receive, send)
-        else:
-            await self._otel(scope, receive, send)
+        # One server span per request, however many layers could make one: a second ObskitASGIMiddleware
+        # (the starlette integration plus a manual one), FastAPI's native telemetry, or OpenTelemetry's
+        # FastAPI instrumentor. Then only the error line is logged here, inside that other span.
+        native = getattr(scope.get(_FASTAPI_NATIVE), "span", None) is not None
+        if scope.get(_TRACED) or native or _traced_elsewhere(self.app) or _traced_elsewhere(scope.get("app")):
+            await self._errors(scope, receive, send)
+            return
+        if scope["type"] in ("http", "websocket"):
+            scope[_TRACED] = True
+        await self._otel(scope, receive, send)
+
+    def _span_details(self, scope: Scope) -> tuple[str, dict[str, Any]]:
+        name, attributes = get_default_span_details(cast("dict[str, Any]", scope))
+        route = _route(scope.get("app") or self.app, scope)
+        if route:
+            method = name.split(" ", 1)[0] if scope["type"] == "http" else ""
+            name = f"{method} {route}".strip()
+            attributes = {**attributes, "http.route": route}
+        return name, attributes
 
 
-def _traced_by_opentelemetry(app: Any) -> bool:
-    return getattr(app, "_is_instrumented_by_opentelemetry", False) is True
+_TRACED = "obskit.traced"
+_FASTAPI_NATIVE = "fastapi.telemetry"  # set in the scope by FastAPI's own telemetry while it traces a request
+
+
+def _traced_elsewhere(app: Any) -> bool:
+    """A FastAPI app traced by OpenTelemetry's instrumentor, or by its native telemetry (FastAPI >= 0.160)."""
+    if getattr(app, "_is_instrumented_by_opentelemetry", False) is True:
+        return True
+    native = getattr(app, "_native_telemetry", None)  # FastAPI's own; private, hence the caution
+    try:
+        return native is not None and bool(native.config.get("tracing")) and bool(native.enabled())
+    except Exception:
+        return False
+
+
+def _route(app: Any, scope: Scope, prefix: str = "") -> str | None:
+    """The Starlette route template this request matches (``/items/{item_id}``), or None."""
+    routes = getattr(app, "routes", None)
+    if not routes:
+        return None
+    try:
+        from starlette.routing import Match
+    except ImportError:  # pragma: no cover - routes but no starlette: not a Starlette app
+        return None
+    partial = None
+    for route in routes:
+        try:
+            match, child = route.matches(scope)
+        except Exception:
+            continue
+        path = getattr(route, "path", None)
+        if path is None:
+            continue
+        if match == Match.FULL:
+            if getattr(route, "routes", None):  # a Mount: find the route inside it
+                inner = _route(route, {**scope, **child}, prefix + path)
+                return inner or prefix + path
+            return prefix + str(path)
+        if match == Match.PARTIAL and partial is None:
+            partial = prefix + str(path)
+    return partial
 
 
 def instrument_asgi(app: ASGIApp, **options: Any) -> ObskitASGIMiddleware:
     """``ObskitASGIMiddleware(app, **options)``, for those who prefer a function."""
     return ObskitASGIMiddleware(app, **options)
+
+
+_originals: dict[type, Callable[..., Any]] = {}
+
+
+def _app_classes() -> list[type]:
+    from starlette.applications import Starlette
+
+    classes: list[type] = [Starlette]
+    try:
+        from fastapi import FastAPI
+    except ImportError:
+        pass
+    else:  # FastAPI overrides build_middleware_stack, so it needs patching on its own
+        classes.append(FastAPI)
+    return classes
+
+
+def instrument_starlette() -> bool:
+    """Put :class:`ObskitASGIMiddleware` outermost in every Starlette and FastAPI app.
+
+    Patches ``build_middleware_stack``, which runs on an app's first request, so apps created before this
+    call are covered too (a replaced app class would miss ``from fastapi import FastAPI`` done first).
+    Outermost means the span also covers Starlette's error middleware. FastAPI's native telemetry, when
+    active, keeps making the span. Returns False when already in place.
+    """
+    if _originals:
+        return False
+    for cls in _app_classes():
+        original = cls.__dict__["build_middleware_stack"]
+
+        def build_middleware_stack(self: Any, _original: Callable[..., Any] = original) -> ASGIApp:
+            return ObskitASGIMiddleware(_original(self))
+
+        _originals[cls] = original
+        cls.build_middleware_stack = build_middleware_stack  # type: ignore[attr-defined]
+    return True
+
+
+def uninstrument_starlette() -> None:
+    """Undo :func:`instrument_starlette` for apps that have not served a request yet."""
+    for cls, original in _originals.items():
+        cls.build_middleware_stack = original  # type: ignore[attr-defined]
+    _originals.clear()

@@ -77,6 +77,17 @@ def _psycopg(config: Config) -> Teardown | None:
     return hook.uninstrument if hook.instrument() else None
 
 
+def _starlette_hook(library: str) -> Callable[[Config], Teardown | None]:
+    """ObskitASGIMiddleware outermost in every Starlette app (FastAPI included), created before or after."""
+
+    def setup(config: Config) -> Teardown | None:
+        _import(library)
+        hook = _import("obskit.integrations.asgi")
+        return hook.uninstrument_starlette if hook.instrument_starlette() else None
+
+    return setup
+
+
 KNOWN: dict[str, Integration] = {
     i.name: i
     for i in (
@@ -87,17 +98,15 @@ KNOWN: dict[str, Integration] = {
         Integration("redis", "redis",
                     _otel_contrib("redis", "opentelemetry.instrumentation.redis", "RedisInstrumentor")),
         Integration("psycopg", "psycopg", _psycopg),
-        # One server span per request, without the ASGI "receive"/"send" child spans (like the asgi wrapper).
-        Integration("fastapi", "fastapi", _otel_contrib(
-            "fastapi", "opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor",
-            exclude_spans=["receive", "send"])),
+        # FastAPI apps are Starlette apps: both names install the same hook, under the user's extra.
+        Integration("starlette", "starlette", _starlette_hook("starlette")),
+        Integration("fastapi", "fastapi", _starlette_hook("fastapi")),
     )
 }
 
 # Names people try that are not switched on by init(): say what to do instead of "unknown".
 _WRAPPERS = {
     "asgi": "wrap the app: obskit.integrations.asgi.ObskitASGIMiddleware(app)",
-    "starlette": "app.add_middleware(obskit.integrations.asgi.ObskitASGIMiddleware)",
     "wsgi": "wrap the app: obskit.integrations.wsgi.ObskitWSGIMiddleware(app)",
     "flask": "app.wsgi_app = obskit.integrations.wsgi.ObskitWSGIMiddleware(app.wsgi_app)",
     "django": "wrap get_wsgi_application() / get_asgi_application() in obskit.integrations.wsgi / .asgi",

@@ -77,20 +77,24 @@ ASGI_APP = LIFESPAN + textwrap.dedent(
 
 FASTAPI_APP = textwrap.dedent(
     """
+    from fastapi import FastAPI
+
     import obskit
 
+    app = FastAPI()  # created before init(), as most apps are
     obskit.init(log_format="json", service_name="fastapi-app", integrations=["fastapi"])
     log = obskit.get_logger("app")
-
-    from fastapi import FastAPI  # after init(): the app class is the instrumented one
-
-    app = FastAPI()
 
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict:
         log.info("handling", item_id=item_id)
         return {"id": item_id}
+
+
+    @app.get("/boom")
+    async def boom() -> dict:
+        raise RuntimeError("boom")
     """
 )
 
@@ -230,20 +234,29 @@ def test_asgi_excluded_urls_make_no_span(tmp_path: Path) -> None:
     assert [attributes(s.attributes)["http.target"] for s in receiver.spans()] == ["/after"]
 
 
-def test_fastapi_app_created_after_init_is_traced(tmp_path: Path) -> None:
-    """integrations=["fastapi"]: an app created after init() has one server span named by its route."""
+def test_fastapi_integration_traces_app_created_before_init(tmp_path: Path) -> None:
+    """integrations=["fastapi"]: route-named server span, correlated app/access/error lines, on uvicorn."""
     pytest.importorskip("fastapi")
-    pytest.importorskip("opentelemetry.instrumentation.fastapi")
     header, trace_id, parent_id = _traceparent()
+    boom_header, boom_trace_id, _ = _traceparent()
     with _serving(FASTAPI_APP, tmp_path) as (server, receiver):
         assert server.get("/items/7", {"traceparent": header}) == 200
-    assert receiver.wait_for(lambda rx: bool(_spans_of(rx, trace_id)))
-    spans = _spans_of(receiver, trace_id)
-    assert [s.name for s in spans] == ["GET /items/{item_id}"]
-    assert spans[0].parent_span_id.hex() == parent_id
-    assert attributes(spans[0].attributes)["http.route"] == "/items/{item_id}"
-    (line,) = [e for e in server.logs() if e["event"] == "handling"]
+        assert server.get("/boom", {"traceparent": boom_header}) == 500
+    assert receiver.wait_for(lambda rx: bool(_spans_of(rx, trace_id)) and bool(_spans_of(rx, boom_trace_id)))
+    # FastAPI's native telemetry (when it has it) adds INTERNAL operation spans under the one server span.
+    server_spans = [s for s in _spans_of(receiver, trace_id) if s.kind == SpanKind.SERVER.value + 1]
+    assert [s.name for s in server_spans] == ["GET /items/{item_id}"]
+    assert server_spans[0].parent_span_id.hex() == parent_id
+    assert attributes(server_spans[0].attributes)["http.route"] == "/items/{item_id}"
+    logs = server.logs()
+    (line,) = [e for e in logs if e["event"] == "handling"]
     assert line["trace_id"] == trace_id and line["item_id"] == 7
+    access = {e["path"]: e for e in logs if e["logger"] == "uvicorn.access"}
+    assert access["/items/7"]["trace_id"] == trace_id
+    (boom_span,) = [s for s in _spans_of(receiver, boom_trace_id) if s.kind == SpanKind.SERVER.value + 1]
+    assert boom_span.status.code == StatusCode.ERROR.value
+    errors = [e for e in logs if "Exception in ASGI application" in e["event"]]
+    assert len(errors) == 1 and errors[0]["trace_id"] == boom_trace_id, errors
 
 
 # --- in process: WSGI server, Starlette ---------------------------------------------------------------------
@@ -345,37 +358,110 @@ def test_starlette_add_middleware_continues_trace(in_process: Capture) -> None:
     assert line["trace_id"] == trace_id
 
 
-@pytest.mark.parametrize("wiring", ["add_middleware", "wrap"])
-def test_asgi_middleware_on_instrumented_fastapi_makes_one_span(wiring: str) -> None:
-    """fastapi integration plus ObskitASGIMiddleware (either wiring): still one server span per request."""
-    pytest.importorskip("fastapi")
-    pytest.importorskip("opentelemetry.instrumentation.fastapi")
+def _asgi_get(app: Any, path: str) -> int:
     import httpx
-    from obskit.integrations.asgi import ObskitASGIMiddleware
 
-    gen = capture(integrations=["fastapi"])
+    async def call() -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+            return (await client.get(path)).status_code
+
+    return asyncio.run(call())
+
+
+@contextlib.contextmanager
+def _captured(integrations: Any) -> Iterator[Capture]:
+    gen = capture(integrations=integrations)
     try:
-        cap = next(gen)
-        import fastapi  # the integration swapped in its FastAPI class at init()
+        yield next(gen)
+    finally:
+        gen.close()
+        _integrations.disable_all()
 
+
+def _fastapi_app(native_tracing: bool = True) -> Any:
+    fastapi = pytest.importorskip("fastapi")
+    try:  # FastAPI >= 0.160 traces itself once a provider is set; without it, it is like older FastAPI
+        api = fastapi.FastAPI(telemetry={"tracing": native_tracing})
+    except TypeError:
         api = fastapi.FastAPI()
 
-        @api.get("/items/{item_id}")
-        async def item(item_id: int) -> dict[str, int]:
-            return {"id": item_id}
+    @api.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
 
+    return api
+
+
+def _server_spans(cap: Capture) -> list[str]:
+    return [s.name for s in cap.spans if s.kind is SpanKind.SERVER]
+
+
+@pytest.mark.parametrize("native_tracing", [True, False], ids=["native-tracing", "no-native-tracing"])
+def test_fastapi_integration_makes_one_route_named_span(native_tracing: bool) -> None:
+    """integrations=["fastapi"], whether or not FastAPI traces itself: one server span, named by route."""
+    with _captured(["fastapi"]) as cap:
+        assert _asgi_get(_fastapi_app(native_tracing), "/items/3") == 200
+        assert _server_spans(cap) == ["GET /items/{item_id}"]
+
+
+@pytest.mark.parametrize("wiring", ["add_middleware", "wrap"])
+@pytest.mark.parametrize("native_tracing", [True, False], ids=["native-tracing", "no-native-tracing"])
+def test_fastapi_integration_plus_manual_middleware_makes_one_span(wiring: str, native_tracing: bool) -> None:
+    """The fastapi integration plus ObskitASGIMiddleware added by hand: still one server span per request."""
+    from obskit.integrations.asgi import ObskitASGIMiddleware
+
+    with _captured(["fastapi"]) as cap:
+        api = _fastapi_app(native_tracing)
         app: Any = api
         if wiring == "add_middleware":
             api.add_middleware(ObskitASGIMiddleware)
         else:
             app = ObskitASGIMiddleware(api)
+        assert _asgi_get(app, "/items/3") == 200
+        assert _server_spans(cap) == ["GET /items/{item_id}"]
 
-        async def call() -> int:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as c:
-                return (await c.get("/items/3")).status_code
 
-        assert asyncio.run(call()) == 200
-        assert [(s.name, s.kind) for s in cap.spans] == [("GET /items/{item_id}", SpanKind.SERVER)]
-    finally:
-        gen.close()
+def test_app_traced_by_opentelemetry_fastapi_instrumentor_is_left_to_it() -> None:
+    """An app instrumented with OpenTelemetry's FastAPIInstrumentor gets no second span from obskit."""
+    instrumentation = pytest.importorskip("opentelemetry.instrumentation.fastapi")
+    with _captured(["fastapi"]) as cap:
+        api = _fastapi_app()
+        instrumentation.FastAPIInstrumentor.instrument_app(api, exclude_spans=["receive", "send"])
+        try:
+            assert _asgi_get(api, "/items/3") == 200
+        finally:
+            instrumentation.FastAPIInstrumentor.uninstrument_app(api)
+        assert _server_spans(cap) == ["GET /items/{item_id}"]
+
+
+def test_starlette_integration_names_spans_by_route_through_mounts() -> None:
+    """integrations=["starlette"]: span names use the route template, including a Mount's prefix."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def user(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    with _captured(["starlette"]) as cap:
+        app = Starlette(routes=[Mount("/api", routes=[Route("/users/{user_id}", user)])])
+        assert _asgi_get(app, "/api/users/42") == 200
+        assert _asgi_get(app, "/nowhere") == 404
+        names = [s.name for s in cap.spans]
+        routes = [(s.attributes or {}).get("http.route") for s in cap.spans]
+    assert names == ["GET /api/users/{user_id}", "GET /nowhere"]
+    assert routes == ["/api/users/{user_id}", None]
+
+
+def test_starlette_integration_off_again_after_disable_all() -> None:
+    """disable_all() restores Starlette: apps built afterwards make no spans."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    with _captured(["starlette"]) as cap:
         _integrations.disable_all()
+        app = Starlette(routes=[Route("/x", lambda request: PlainTextResponse("ok"))])
+        assert _asgi_get(app, "/x") == 200
+        assert cap.spans == []
