@@ -326,6 +326,16 @@ STATE: State = default_state()
 _write_lock = threading.RLock()
 
 
+def _new_lock_in_child() -> None:
+    """A fork while another thread held the lock (gunicorn, multiprocessing) must not deadlock the child."""
+    global _write_lock
+    _write_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def set_state(state: State) -> None:
     global STATE
     STATE = state
@@ -396,4 +406,6 @@ def _write(stream: IO[str] | None, line: str) -> None:
             target.write(line)
             target.flush()
     except Exception as exc:
+        if getattr(target, "closed", False):  # interpreter shutdown closed it: nothing left to tell
+            return
         report_internal_error("logging: writing to the log stream", exc)

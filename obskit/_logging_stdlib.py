@@ -97,6 +97,14 @@ def record_to_event(record: logging.LogRecord) -> tuple[Any, dict[str, Any], obj
 class ObskitHandler(logging.Handler):
     """The root handler: hands each record to the shared pipeline."""
 
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """Like ``Handler.handle`` without the handler lock: the pipeline is thread-safe, so threads
+        logging at once are not serialised here (only the final write is)."""
+        rv = self.filter(record)
+        if rv:
+            self.emit(rv if isinstance(rv, logging.LogRecord) else record)  # 3.12 filters may return one
+        return bool(rv)
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             event, fields, exc_info = record_to_event(record)

@@ -28,6 +28,7 @@ from obskit._logging import (
     unbind_context,
 )
 from obskit._logging_stdlib import ObskitHandler
+from obskit._redact import DEFAULT_KEYS
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -437,6 +438,26 @@ def test_redaction_default_keys_nested_and_user_keys() -> None:
     assert line["headers"] == {"Set-Cookie": "[REDACTED]", "Accept": "json"}
     assert line["items"] == [{"credit_card": "[REDACTED]"}]
     assert line["sessions_count"] == 3
+
+
+@pytest.mark.parametrize("key", DEFAULT_KEYS)
+def test_every_default_key_is_redacted_any_case(key: str) -> None:
+    """Each built-in sensitive key is masked, whatever its case, in structlog and stdlib lines."""
+    out = setup()
+    get_logger("r").info("k", **{key.upper(): "v1"})
+    logging.getLogger("r").info("k", extra={key: "v2"})
+    a, b = lines(out)
+    assert a[key.upper()] == "[REDACTED]" and b[key] == "[REDACTED]"
+
+
+def test_handler_filters_still_apply() -> None:
+    """Filters added to obskit's root handler are honoured (it skips only the handler lock)."""
+    out = setup()
+    handler = our_handlers()[0]
+    handler.addFilter(lambda r: r.name != "noisy")
+    logging.getLogger("noisy").warning("dropped")
+    logging.getLogger("fine").warning("kept")
+    assert [x["event"] for x in lines(out)] == ["kept"]
 
 
 # --- exceptions ----------------------------------------------------------------------------------------
