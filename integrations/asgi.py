@@ -3,6 +3,9 @@
     from obskit.integrations.asgi import ObskitASGIMiddleware
     app = ObskitASGIMiddleware(app)          # or: starlette_app.add_middleware(ObskitASGIMiddleware)
 
+Starlette and FastAPI apps need no wiring: ``integrations=["starlette"]`` / ``["fastapi"]`` (or "auto") calls
+:func:`instrument_starlette`, which puts this middleware in every app.
+
 Built on ``opentelemetry-instrumentation-asgi``. An incoming W3C ``traceparent`` is continued, so the span
 joins the caller's trace; while the request runs that span is current, so every log line written for it
 (the app's, and the server's access line) carries its ``trace_id``. The ASGI ``receive``/``send`` child
