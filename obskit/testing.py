@@ -62,7 +62,7 @@ class Capture:
         """Log lines whose ``event`` equals ``event``."""
         return [e for e in self.logs if e.get("event") == event]
 
-    def metric(self, name: str, **labels: str) -> float | None:
+    def metric(self, name: str, /, **labels: str) -> float | None:
         """A sample's current value as ``/metrics`` names it (``orders_total``), or None if absent."""
         from prometheus_client import REGISTRY
 
