@@ -37,7 +37,6 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 _PREFIX = STRUCTLOG_KEY_PREFIX
 _PREFIX_LEN = len(STRUCTLOG_KEY_PREFIX)
-_BASE_KEYS = ("timestamp", "level", "logger", "event")
 _JSON_OPTS = orjson.OPT_APPEND_NEWLINE
 # Locals can hold passwords and tokens that redaction by key never sees: tracebacks never carry them.
 _TO_DICT = ExceptionDictTransformer(show_locals=False)

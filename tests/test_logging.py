@@ -236,6 +236,30 @@ def test_uvicorn_reconfiguring_its_loggers_is_repaired() -> None:
     assert not getattr(uvicorn.config.Config.configure_logging, "__obskit_wrapped__", False)
 
 
+def test_patch_on_import_runs_after_the_module_executes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import finder calls back once the watched module has run, and leaves other imports alone."""
+    from obskit._logging_stdlib import _PatchOnImport
+
+    (tmp_path / "obskit_fake_server.py").write_text("READY = True\n")
+    (tmp_path / "obskit_other_mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[bool] = []
+    finder = _PatchOnImport(
+        {"obskit_fake_server"}, lambda: seen.append(sys.modules["obskit_fake_server"].READY)
+    )
+    sys.meta_path.insert(0, finder)
+    try:
+        import obskit_fake_server  # noqa: F401
+        import obskit_other_mod  # noqa: F401
+    finally:
+        sys.meta_path.remove(finder)
+        sys.modules.pop("obskit_fake_server", None)
+        sys.modules.pop("obskit_other_mod", None)
+    assert seen == [True]
+
+
 def test_gunicorn_logger_setup_is_adopted() -> None:
     """gunicorn's Logger gives its loggers handlers and propagate=False; they still print once via obskit."""
     import gunicorn.glogging
