@@ -12,9 +12,9 @@ A metric call never raises into the application, except that wrong labels raise 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import re
 import threading
@@ -25,7 +25,7 @@ from typing import Any, TypeVar, cast
 
 from . import _multiprocess
 
-_multiprocess.prepare_from_env()  # must precede the first import of prometheus_client.values
+_multiprocess.prepare_from_env()  # decide the mode before any metric value is constructed
 
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from prometheus_client import Counter as _PCounter  # noqa: E402
@@ -348,7 +348,7 @@ class _Timer:
 
     def __call__(self, func: F) -> F:
         hist, labels = self._hist, self._labels
-        if asyncio.iscoroutinefunction(func):
+        if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 start = time.perf_counter()
