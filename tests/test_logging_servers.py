@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -64,21 +63,29 @@ def _env() -> dict[str, str]:
 
 
 class _Server:
-    """A uvicorn subprocess whose stdout is read line by line until it says where it listens."""
+    """A server subprocess; stdout is read line by line (until it says where it listens), stderr whole."""
 
     def __init__(self, cmd: list[str], cwd: Path, ready: str) -> None:
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.stdout: list[str] = []
-        self.stderr = ""
+        self._err: list[str] = []
         self.port: int | None = None
         self._ready_re = re.compile(ready)
         self._ready = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self._readers = [
+            threading.Thread(target=self._read_out, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
 
-    def _read(self) -> None:
+    @property
+    def stderr(self) -> str:
+        return "".join(self._err)
+
+    def _read_out(self) -> None:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             self.stdout.append(raw)
@@ -88,23 +95,28 @@ class _Server:
                 self._ready.set()
         self._ready.set()
 
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self._err.append(raw)
+
     def wait_ready(self) -> int:
         self._ready.wait(30)
         if self.port is None:
-            self.proc.kill()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            pytest.fail(f"server did not start; stdout={self.stdout!r} stderr={err!r}")
+            self.stop()
+            pytest.fail(f"server did not start; stdout={self.stdout!r} stderr={self.stderr!r}")
         return self.port
 
-    def stop(self) -> str:
+    def stop(self) -> None:
+        """SIGINT, as Ctrl+C would; both pipes are read to their end, so no line is lost."""
         self.proc.send_signal(signal.SIGINT)
         try:
-            _, err = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        self._reader.join(5)
-        return err
+            self.proc.wait()
+        for t in self._readers:
+            t.join(10)
 
 
 def _get(port: int, path: str) -> None:
@@ -147,9 +159,8 @@ def _serve(
         port = server.wait_ready()
         _get(port, "/a")
         _get(port, "/b")
-        time.sleep(0.2)  # let the access lines of the last request be written before the shutdown signal
     finally:
-        server.stderr = server.stop()
+        server.stop()
     return server
 
 
