@@ -93,6 +93,7 @@ class BoundLogger(BoundLoggerBase):
             report_internal_error("logging", exc)
 
     def is_enabled_for(self, level: int) -> bool:
+        """Whether ``level`` would be printed now (follows later ``init()`` calls, so do not cache it)."""
         return level >= _pl.STATE.level
 
     isEnabledFor = is_enabled_for
@@ -191,10 +192,12 @@ def bind_context(**kv: Any) -> None:
 
 
 def unbind_context(*keys: str) -> None:
+    """Remove keys bound with ``bind_context`` (missing keys are ignored)."""
     unbind_contextvars(*keys)
 
 
 def clear_context() -> None:
+    """Drop all bound context, e.g. at the start of a request on a reused worker thread."""
     clear_contextvars()
 
 
