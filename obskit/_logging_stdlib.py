@@ -38,7 +38,8 @@ SERVER_LOGGERS = (
 )
 
 _BLANK = logging.LogRecord("", 0, "", 0, "", (), None)
-_STANDARD = frozenset(vars(_BLANK)) | {"message", "asctime", "taskName"}
+_CORE = frozenset(vars(_BLANK))
+_STANDARD = _CORE | {"message", "asctime", "taskName"}
 # Presentation-only or duplicate data: uvicorn's ANSI copy of the message, structlog's wrapper markers,
 # and the trace fields of opentelemetry-instrumentation-logging (obskit adds its own).
 _DROPPED = frozenset(
@@ -83,10 +84,16 @@ def record_to_event(record: logging.LogRecord) -> tuple[Any, dict[str, Any], obj
     else:
         event = _message(record)
     attrs = record.__dict__
-    if attrs.keys() - _NOT_FIELDS:
-        for key, value in attrs.items():
-            if key not in _NOT_FIELDS:
-                fields[key] = value
+    # Extras are set after LogRecord.__init__'s own attributes, so they sit at the end of __dict__: walk
+    # back to the first of those instead of over all ~25 (formatters may append message/asctime later).
+    extra: list[str] = []
+    for key in reversed(attrs):
+        if key in _CORE:
+            break
+        if key not in _NOT_FIELDS:
+            extra.append(key)
+    for key in reversed(extra):
+        fields[key] = attrs[key]
     if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
         fields.update(zip(_ACCESS_FIELDS, record.args, strict=True))
     if record.stack_info:

@@ -181,6 +181,25 @@ def test_stdlib_extra_fields_are_included_and_redacted() -> None:
     assert "color_message" not in line
 
 
+def test_extra_fields_survive_a_handler_that_formatted_the_record_first() -> None:
+    """A file handler formatting the record before obskit's (adding message/asctime) loses no extra."""
+    sink = io.StringIO()
+    other = logging.StreamHandler(sink)  # not a console stream, so obskit keeps it
+    other.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(other)
+    try:
+        out = setup()
+        root.removeHandler(other)
+        root.handlers.insert(0, other)  # runs before obskit's handler
+        logging.getLogger("app").warning("formatted first", extra={"order": 7, "token": "t"})
+    finally:
+        root.removeHandler(other)
+    (line,) = lines(out)
+    assert line["order"] == 7 and line["token"] == "[REDACTED]" and "message" not in line
+    assert "formatted first" in sink.getvalue()
+
+
 def test_repeated_configure_never_duplicates_lines() -> None:
     """Configuring three times leaves one root handler and one line per record."""
     out = io.StringIO()
