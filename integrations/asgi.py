@@ -29,6 +29,7 @@ try:
         OpenTelemetryMiddleware,
         get_default_span_details,
     )
+    from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"obskit.integrations.asgi needs opentelemetry-instrumentation-asgi ({exc}); "
                       "install it with: pip install 'obskit[asgi]'") from exc
@@ -83,7 +84,8 @@ class _LogErrorsInSpan:
 class ObskitASGIMiddleware:
     """Wraps an ASGI app so each HTTP/WebSocket request is one server span; other scopes pass through.
 
-    ``excluded_urls`` (comma-separated regexes, e.g. ``"/healthz,/metrics"``) get no span; any other keyword
+    ``excluded_urls`` (comma-separated regexes, e.g. ``"/healthz,/metrics"``; default: the standard
+    ``OTEL_PYTHON_ASGI_EXCLUDED_URLS`` or ``OTEL_PYTHON_EXCLUDED_URLS``) get no span; any other keyword
     goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (hooks, captured headers, ``exclude_spans``,
     ``default_span_details``). On a Starlette or FastAPI app the span is named by route (``GET /items/{id}``)
     and carries ``http.route``; elsewhere OpenTelemetry's default name (method and path) is kept.
@@ -94,7 +96,9 @@ class ObskitASGIMiddleware:
         otel_options.setdefault("default_span_details", self._span_details)
         self.app = app
         self._errors = _LogErrorsInSpan(app)
-        self._otel = OpenTelemetryMiddleware(self._errors, excluded_urls=excluded_urls, **otel_options)
+        excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
+                    else get_excluded_urls("ASGI"))
+        self._otel = OpenTelemetryMiddleware(self._errors, excluded_urls=excluded, **otel_options)
         _install_filter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -16,7 +16,7 @@ from wsgiref.util import request_uri
 
 try:
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
-    from opentelemetry.util.http import parse_excluded_urls
+    from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"obskit.integrations.wsgi needs opentelemetry-instrumentation-wsgi ({exc}); "
                       "install it with: pip install 'obskit[wsgi]'") from exc
@@ -30,9 +30,10 @@ __all__ = ["ObskitWSGIMiddleware", "instrument_wsgi"]
 class ObskitWSGIMiddleware:
     """Wraps a WSGI app so each request is one server span.
 
-    ``excluded_urls`` (comma-separated regexes matched against the request URL, e.g. ``"/healthz,/metrics"``)
-    bypass tracing; any other keyword goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (request and
-    response hooks, providers).
+    ``excluded_urls`` (comma-separated regexes matched against the request URL, e.g. ``"/healthz,/metrics"``;
+    default: the standard ``OTEL_PYTHON_WSGI_EXCLUDED_URLS`` or ``OTEL_PYTHON_EXCLUDED_URLS``) bypass
+    tracing; any other keyword goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (request and response
+    hooks, providers).
     """
 
     def __init__(
@@ -40,10 +41,11 @@ class ObskitWSGIMiddleware:
     ) -> None:
         self.app = app
         self._otel = OpenTelemetryMiddleware(app, **otel_options)
-        self._excluded = parse_excluded_urls(excluded_urls) if excluded_urls else None
+        self._excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
+                          else get_excluded_urls("WSGI"))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self._excluded is not None and self._excluded.url_disabled(request_uri(environ)):
+        if self._excluded.url_disabled(request_uri(environ)):
             return self.app(environ, start_response)
         result: Iterable[bytes] = self._otel(environ, start_response)
         return result

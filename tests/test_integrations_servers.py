@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -144,6 +145,12 @@ class _Uvicorn:
         except urllib.error.HTTPError as exc:
             return int(exc.code)
 
+    def wait_for_line(self, text: str, timeout: float = 10.0) -> None:
+        """Wait until stdout has a line containing ``text`` (written after the response was sent, say)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def stop(self) -> None:
         """SIGINT: a clean shutdown, which flushes the spans."""
         self.proc.send_signal(signal.SIGINT)
@@ -242,6 +249,8 @@ def test_fastapi_integration_traces_app_created_before_init(tmp_path: Path) -> N
     with _serving(FASTAPI_APP, tmp_path) as (server, receiver):
         assert server.get("/items/7", {"traceparent": header}) == 200
         assert server.get("/boom", {"traceparent": boom_header}) == 500
+        # Starlette sends the 500 before the exception reaches obskit: let the line be written before SIGINT.
+        server.wait_for_line("Exception in ASGI application")
     assert receiver.wait_for(lambda rx: bool(_spans_of(rx, trace_id)) and bool(_spans_of(rx, boom_trace_id)))
     # FastAPI's native telemetry (when it has it) adds INTERNAL operation spans under the one server span.
     server_spans = [s for s in _spans_of(receiver, trace_id) if s.kind == SpanKind.SERVER.value + 1]
@@ -465,3 +474,18 @@ def test_starlette_integration_off_again_after_disable_all() -> None:
         app = Starlette(routes=[Route("/x", lambda request: PlainTextResponse("ok"))])
         assert _asgi_get(app, "/x") == 200
         assert cap.spans == []
+
+
+def test_excluded_urls_from_the_standard_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_PYTHON_EXCLUDED_URLS keeps health checks out of traces for apps wired by the integration."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "/healthz,/metrics")
+    ok = PlainTextResponse("ok")
+    with _captured(["starlette"]) as cap:
+        app = Starlette(routes=[Route(p, lambda request: ok) for p in ("/healthz", "/orders")])
+        assert _asgi_get(app, "/healthz") == 200
+        assert _asgi_get(app, "/orders") == 200
+        assert _server_spans(cap) == ["GET /orders"]
