@@ -22,7 +22,7 @@ from ._errors import (
     ResilienceError,
 )
 from ._logging import bind_context, bound_context, clear_context, get_logger, unbind_context
-from ._metrics import counter, gauge, histogram, metrics_asgi_app, metrics_wsgi_app
+from ._metrics import Counter, Gauge, Histogram, counter, gauge, histogram, metrics_asgi_app, metrics_wsgi_app
 from ._resilience import CircuitBreaker, CircuitState, bulkhead, circuit_breaker, retry, timeout
 from ._telemetry import Telemetry, force_flush, get_tracer, init, shutdown
 from ._tracing import span, traced
@@ -37,6 +37,9 @@ __all__ = [
     "CircuitState",
     "Config",
     "ConfigError",
+    "Counter",
+    "Gauge",
+    "Histogram",
     "MetricError",
     "ObskitError",
     "ResilienceError",
