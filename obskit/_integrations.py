@@ -123,15 +123,15 @@ _provider: object | None = None
 def enable(config: Config) -> list[str]:
     """Switch on the integrations ``config.integrations`` selects; returns the names enabled."""
     global _provider
+    provider = trace.get_tracer_provider()
+    if _enabled and provider is not _provider:
+        disable_all()  # stale: bound to a provider that is gone, whatever this init() asks for
     choice = config.integrations
     if choice == "none" or config.disabled:
         return []
     explicit = choice != "auto"
     names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(n.strip().lower() for n in choice))
     enabled: list[str] = []
-    provider = trace.get_tracer_provider()
-    if _enabled and provider is not _provider:
-        disable_all()
     with _lock:
         _provider = provider
         for name in names:

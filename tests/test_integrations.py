@@ -366,3 +366,16 @@ def test_redis_asyncio_client_spans() -> None:
         asyncio.run(run())
         names = [s.name for s in cap.spans]
     assert names == ["SET", "DEL"], names
+
+
+def test_stale_instrumentation_is_removed_by_a_later_init_without_it(peer: ThreadingHTTPServer) -> None:
+    """init() with requests, a reset that keeps it, then init(integrations="none"): no spans, no header."""
+    from obskit.testing import reset
+
+    reset()
+    obskit.init(service_name="first", integrations=["requests"], otlp_endpoint=None, metrics_port=None)
+    reset()
+    with captured("none") as cap:
+        requests.get(_url(peer), timeout=5)
+        assert cap.spans == []
+    assert "traceparent" not in peer.seen[0]  # type: ignore[attr-defined]
