@@ -379,3 +379,21 @@ def test_stale_instrumentation_is_removed_by_a_later_init_without_it(peer: Threa
         requests.get(_url(peer), timeout=5)
         assert cap.spans == []
     assert "traceparent" not in peer.seen[0]  # type: ignore[attr-defined]
+
+
+def test_psycopg_hook_is_idempotent_and_undoable() -> None:
+    """instrument() twice wraps once (one span per query); uninstrument() leaves new connections untraced."""
+    psycopg = pytest.importorskip("psycopg")
+    from obskit.integrations import psycopg as hook
+
+    dsn = _pg_dsn()
+    with captured(["psycopg"]) as cap:
+        assert hook.is_instrumented() and hook.instrument() is False
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SELECT 1")
+        assert [s.name for s in cap.spans] == ["SELECT"]
+        hook.uninstrument()
+        assert not hook.is_instrumented()
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SELECT 1")
+        assert [s.name for s in cap.spans] == ["SELECT"]
