@@ -489,3 +489,40 @@ def test_excluded_urls_from_the_standard_environment_variable(monkeypatch: pytes
         assert _asgi_get(app, "/healthz") == 200
         assert _asgi_get(app, "/orders") == 200
         assert _server_spans(cap) == ["GET /orders"]
+
+
+def test_websocket_session_is_one_span_named_by_route() -> None:
+    """A WebSocket session through the starlette integration is one SERVER span named by its route."""
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    async def session(app: Any) -> list[dict[str, Any]]:
+        """What a server does for one WebSocket connection: connect, one message, then the app closes."""
+        incoming = [{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: Any) -> None:
+            sent.append(dict(message))
+
+        scope = {"type": "websocket", "path": "/ws/lobby", "raw_path": b"/ws/lobby", "root_path": "",
+                 "query_string": b"", "headers": [(b"host", b"app")], "scheme": "ws",
+                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000), "subprotocols": [],
+                 "asgi": {"version": "3.0"}}
+        await app(scope, receive, send)
+        return sent
+
+    with _captured(["starlette"]) as cap:
+        sent = asyncio.run(session(Starlette(routes=[WebSocketRoute("/ws/{room}", echo)])))
+        spans = [s for s in cap.spans if s.kind is SpanKind.SERVER]
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert [s.name for s in spans] == ["/ws/{room}"]
+    assert spans[0].attributes is not None and spans[0].attributes["http.route"] == "/ws/{room}"
