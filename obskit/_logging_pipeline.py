@@ -170,18 +170,6 @@ def _trace_ids() -> tuple[str, str] | None:
     return ids
 
 
-_FLAT = frozenset({str, int, float, bool, type(None)})
-
-
-def needs_redaction(redactor: Redactor, fields: Mapping[str, Any]) -> bool:
-    """``Redactor.needs_redaction`` with a fast path for flat values (an ABC isinstance costs ~0.4 us)."""
-    is_sensitive = redactor.is_sensitive
-    for key, value in fields.items():
-        if is_sensitive(key) or (type(value) not in _FLAT and isinstance(value, Mapping | list | tuple)):
-            return True
-    return False
-
-
 # --- renderers -----------------------------------------------------------------------------------------
 
 
@@ -360,7 +348,7 @@ def process(
     st = STATE
     try:
         redactor = st.redactor
-        if fields and needs_redaction(redactor, fields):
+        if fields and redactor.needs_redaction(fields):
             fields = redactor.redact(fields)
         if created is None:
             created = time.time()

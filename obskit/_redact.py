@@ -19,6 +19,9 @@ DEFAULT_KEYS: tuple[str, ...] = (
 )
 
 
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
 def _norm(key: str) -> str:
     return key.lower().replace("-", "_")
 
@@ -53,9 +56,14 @@ class Redactor:
         return {k: REDACTED if self.is_sensitive(k) else self._value(v) for k, v in data.items()}
 
     def needs_redaction(self, data: Mapping[str, Any]) -> bool:
-        """Cheap pre-check so the common case (nothing sensitive, flat values) copies nothing."""
-        for k, v in data.items():
-            if self.is_sensitive(k) or isinstance(v, Mapping | list | tuple):
+        """Cheap pre-check so the common case (nothing sensitive, flat values) copies nothing.
+
+        Flat values are recognised by exact type first: an ABC ``isinstance`` costs ~0.4 us per value, and
+        this runs for every log line.
+        """
+        is_sensitive = self.is_sensitive
+        for key, value in data.items():
+            if is_sensitive(key) or (type(value) not in _FLAT and isinstance(value, Mapping | list | tuple)):
                 return True
         return False
 

@@ -80,6 +80,11 @@ class Telemetry:
         if self._tracing is not None:
             with capture_internal_exceptions("tracing shutdown"):
                 self._tracing.shutdown()
+        if self._logging is not None:
+            # Detach the OTLP bridge first: lines logged after shutdown still print, and are not handed
+            # to a provider that would answer each of them with a "Shutdown called" warning line.
+            with capture_internal_exceptions("log export stop"):
+                self._logging.stop_export()
         if self.logger_provider is not None:
             with capture_internal_exceptions("log export shutdown"):
                 self.logger_provider.shutdown()

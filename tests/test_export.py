@@ -179,3 +179,18 @@ def test_forked_child_exports_with_its_own_instance_id(fresh: None) -> None:
                                                                for s in ss.spans)]
         assert child_resources[0]["service.instance.id"] != parent_instance
         assert child_resources[0]["process.pid"] == pid
+
+
+def test_lines_after_shutdown_print_once_and_are_not_exported(fresh: None, receiver: OTLPReceiver) -> None:
+    """After shutdown(), a log line is printed exactly once and nothing is handed to the stopped exporter."""
+    stream = io.StringIO()
+    _init(receiver.endpoint, protocol_of(receiver), log_stream=stream)
+    log = obskit.get_logger("late")
+    log.info("before")
+    assert obskit.shutdown(timeout=5)
+    stream.seek(0)
+    stream.truncate()
+    log.info("after shutdown")
+    lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+    assert len(lines) == 1 and '"after shutdown"' in lines[0], lines
+    assert not any(r.body.string_value == "after shutdown" for r in receiver.log_records())
