@@ -39,8 +39,8 @@ def report_internal_error(where: str, exc: BaseException) -> None:
             msg += " (reported once; set OBSKIT_DEBUG=1 for every occurrence with tracebacks)"
         stream.write(msg + "\n")
         stream.flush()
-    except BaseException:  # noqa: S110 - the reporter of last resort must not fail either
-        pass
+    except BaseException:
+        pass  # the reporter of last resort must not fail either
 
 
 @contextlib.contextmanager
