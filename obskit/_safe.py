@@ -39,7 +39,7 @@ def report_internal_error(where: str, exc: BaseException) -> None:
             msg += " (reported once; set OBSKIT_DEBUG=1 for every occurrence with tracebacks)"
         stream.write(msg + "\n")
         stream.flush()
-    except BaseException:
+    except Exception:
         pass  # the reporter of last resort must not fail either
 
 
