@@ -84,7 +84,7 @@ def reset() -> None:
     from opentelemetry import trace
     from opentelemetry.util._once import Once
 
-    from . import _logging, _metrics, _telemetry
+    from . import _integrations, _logging, _metrics, _telemetry
 
     _telemetry.shutdown(timeout=2.0)
     trace._TRACER_PROVIDER_SET_ONCE = Once()
@@ -96,7 +96,7 @@ def reset() -> None:
         logs_api._LOGGER_PROVIDER = None
     except (ImportError, AttributeError):
         pass
-    for module in (_logging, _metrics):
+    for module in (_logging, _metrics, _integrations):
         fn = getattr(module, "_reset_for_tests", None)
         if fn is not None:
             fn()
