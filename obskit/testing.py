@@ -13,6 +13,7 @@ fails the test instead of being dropped with an error log as in production.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -102,8 +103,12 @@ def reset() -> None:
             fn()
 
 
+@contextlib.contextmanager
 def capture(**init_kwargs: Any) -> Iterator[Capture]:
-    """Start obskit with in-memory sinks (``init_kwargs`` go to ``init()``); yields a :class:`Capture`."""
+    """``with capture(**init_kwargs) as cap:``: obskit with in-memory sinks for the block, reset after it.
+
+    ``init_kwargs`` go to ``init()`` (e.g. ``integrations=["requests"]``, ``redact=["ssn"]``).
+    """
     import obskit
 
     from . import _metrics
@@ -139,4 +144,5 @@ def capture(**init_kwargs: Any) -> Iterator[Capture]:
 @pytest.fixture
 def obskit_capture() -> Iterator[Capture]:
     """obskit initialised with in-memory sinks for one test; everything is reset afterwards."""
-    yield from capture()
+    with capture() as cap:
+        yield cap

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,18 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
     """A healthy loopback collector, once per OTLP transport."""
     with OTLPReceiver(request.param) as rx:
         yield rx
+
+
+@pytest.fixture
+def events() -> Iterator[list[Any]]:
+    """Every resilience event (frozen dataclasses from obskit._resilience._events) emitted during the test."""
+    from obskit._resilience import add_sink, remove_sink
+
+    got: list[Any] = []
+    sink = got.append
+    add_sink(sink)
+    yield got
+    remove_sink(sink)
 
 
 def protocol_of(rx: OTLPReceiver) -> str:

@@ -23,15 +23,9 @@ httpx = pytest.importorskip("httpx")
 requests = pytest.importorskip("requests")
 
 
-@contextlib.contextmanager
-def captured(integrations: Any) -> Iterator[Capture]:
-    """obskit with in-memory sinks and ``integrations`` enabled; every integration undone afterwards."""
-    gen = capture(integrations=integrations)
-    try:
-        yield next(gen)
-    finally:
-        gen.close()
-        _integrations.disable_all()
+def captured(integrations: Any) -> contextlib.AbstractContextManager[Capture]:
+    """obskit with in-memory sinks and ``integrations`` enabled; reset (integrations undone) afterwards."""
+    return capture(integrations=integrations)
 
 
 class _Peer(BaseHTTPRequestHandler):

@@ -279,12 +279,8 @@ class _QuietHandler(WSGIRequestHandler):
 @pytest.fixture
 def in_process() -> Iterator[Capture]:
     """obskit with in-memory sinks and no client integrations (the test sends traceparent itself)."""
-    gen = capture()
-    try:
-        yield next(gen)
-    finally:
-        gen.close()
-        _integrations.disable_all()
+    with capture() as cap:
+        yield cap
 
 
 @contextlib.contextmanager
@@ -377,16 +373,6 @@ def _asgi_get(app: Any, path: str) -> int:
     return asyncio.run(call())
 
 
-@contextlib.contextmanager
-def _captured(integrations: Any) -> Iterator[Capture]:
-    gen = capture(integrations=integrations)
-    try:
-        yield next(gen)
-    finally:
-        gen.close()
-        _integrations.disable_all()
-
-
 def _fastapi_app(native_tracing: bool = True) -> Any:
     fastapi = pytest.importorskip("fastapi")
     try:  # FastAPI >= 0.160 traces itself once a provider is set; without it, it is like older FastAPI
@@ -408,7 +394,7 @@ def _server_spans(cap: Capture) -> list[str]:
 @pytest.mark.parametrize("native_tracing", [True, False], ids=["native-tracing", "no-native-tracing"])
 def test_fastapi_integration_makes_one_route_named_span(native_tracing: bool) -> None:
     """integrations=["fastapi"], whether or not FastAPI traces itself: one server span, named by route."""
-    with _captured(["fastapi"]) as cap:
+    with capture(integrations=["fastapi"]) as cap:
         assert _asgi_get(_fastapi_app(native_tracing), "/items/3") == 200
         assert _server_spans(cap) == ["GET /items/{item_id}"]
 
@@ -419,7 +405,7 @@ def test_fastapi_integration_plus_manual_middleware_makes_one_span(wiring: str, 
     """The fastapi integration plus ObskitASGIMiddleware added by hand: still one server span per request."""
     from obskit.integrations.asgi import ObskitASGIMiddleware
 
-    with _captured(["fastapi"]) as cap:
+    with capture(integrations=["fastapi"]) as cap:
         api = _fastapi_app(native_tracing)
         app: Any = api
         if wiring == "add_middleware":
@@ -433,7 +419,7 @@ def test_fastapi_integration_plus_manual_middleware_makes_one_span(wiring: str, 
 def test_app_traced_by_opentelemetry_fastapi_instrumentor_is_left_to_it() -> None:
     """An app instrumented with OpenTelemetry's FastAPIInstrumentor gets no second span from obskit."""
     instrumentation = pytest.importorskip("opentelemetry.instrumentation.fastapi")
-    with _captured(["fastapi"]) as cap:
+    with capture(integrations=["fastapi"]) as cap:
         api = _fastapi_app()
         instrumentation.FastAPIInstrumentor.instrument_app(api, exclude_spans=["receive", "send"])
         try:
@@ -453,7 +439,7 @@ def test_starlette_integration_names_spans_by_route_through_mounts() -> None:
     async def user(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    with _captured(["starlette"]) as cap:
+    with capture(integrations=["starlette"]) as cap:
         app = Starlette(routes=[Mount("/api", routes=[Route("/users/{user_id}", user)])])
         assert _asgi_get(app, "/api/users/42") == 200
         assert _asgi_get(app, "/nowhere") == 404
@@ -469,7 +455,7 @@ def test_starlette_integration_off_again_after_disable_all() -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    with _captured(["starlette"]) as cap:
+    with capture(integrations=["starlette"]) as cap:
         _integrations.disable_all()
         app = Starlette(routes=[Route("/x", lambda request: PlainTextResponse("ok"))])
         assert _asgi_get(app, "/x") == 200
@@ -484,7 +470,7 @@ def test_excluded_urls_from_the_standard_environment_variable(monkeypatch: pytes
 
     monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "/healthz,/metrics")
     ok = PlainTextResponse("ok")
-    with _captured(["starlette"]) as cap:
+    with capture(integrations=["starlette"]) as cap:
         app = Starlette(routes=[Route(p, lambda request: ok) for p in ("/healthz", "/orders")])
         assert _asgi_get(app, "/healthz") == 200
         assert _asgi_get(app, "/orders") == 200
@@ -520,7 +506,7 @@ def test_websocket_session_is_one_span_named_by_route() -> None:
         await app(scope, receive, send)
         return sent
 
-    with _captured(["starlette"]) as cap:
+    with capture(integrations=["starlette"]) as cap:
         sent = asyncio.run(session(Starlette(routes=[WebSocketRoute("/ws/{room}", echo)])))
         spans = [s for s in cap.spans if s.kind is SpanKind.SERVER]
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]

@@ -6,13 +6,13 @@ import asyncio
 import inspect
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import obskit
-from obskit._resilience import CircuitBreaker, CircuitState, add_sink, circuit_breaker, remove_sink
+from obskit._resilience import CircuitBreaker, CircuitState, circuit_breaker
 from obskit._resilience._events import CallRejected, Event, FallbackInvoked, StateChanged
 from obskit._resilience._state import FAILURE, SUCCESS
 
@@ -40,16 +40,6 @@ def clock() -> FakeClock:
 def name() -> str:
     """A breaker name no other test uses (breakers are process-wide by name)."""
     return f"t-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def events() -> Iterator[list[Event]]:
-    """Every resilience event emitted during the test."""
-    got: list[Event] = []
-    sink = got.append
-    add_sink(sink)
-    yield got
-    remove_sink(sink)
 
 
 def transitions(events: list[Event], name: str) -> list[tuple[str, str]]:

@@ -7,24 +7,12 @@ import contextvars
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
 
 import obskit
-from obskit._resilience import add_sink, remove_sink
 from obskit._resilience._events import BulkheadRejected, Event, TimeoutFinished
-
-
-@pytest.fixture
-def events() -> Iterator[list[Event]]:
-    """Every resilience event emitted during the test."""
-    got: list[Event] = []
-    sink = got.append
-    add_sink(sink)
-    yield got
-    remove_sink(sink)
 
 
 def outcomes(events: list[Event]) -> list[str]:

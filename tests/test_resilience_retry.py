@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 import obskit
-from obskit._resilience import CircuitBreaker, add_sink, remove_sink
+from obskit._resilience import CircuitBreaker
 from obskit._resilience import _retry as retry_module
 from obskit._resilience._events import Event, RetryAttempted, RetryFinished
 
@@ -42,16 +41,6 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     monkeypatch.setattr(retry_module, "_sleep", ft.sleep)
     monkeypatch.setattr(retry_module, "_async_sleep", ft.async_sleep)
     return ft
-
-
-@pytest.fixture
-def events() -> Iterator[list[Event]]:
-    """Every resilience event emitted during the test."""
-    got: list[Event] = []
-    sink = got.append
-    add_sink(sink)
-    yield got
-    remove_sink(sink)
 
 
 def flaky(failures: int, exc: type[Exception] = ConnectionError) -> Any:

@@ -76,14 +76,10 @@ def test_user_redact_keys_apply_to_spans() -> None:
     """init(redact=[...]) extends the redacted keys for span attributes."""
     from obskit.testing import capture
 
-    gen = capture(redact=["ssn"])
-    cap = next(gen)
-    try:
+    with capture(redact=["ssn"]) as cap:
         with obskit.span("p", ssn="123-45", ok=1):
             pass
         assert dict(cap.span("p").attributes or {}) == {"ssn": "[REDACTED]", "ok": 1}
-    finally:
-        gen.close()
 
 
 def test_traced_sync_keeps_signature_and_records_errors(obskit_capture: Capture) -> None:
