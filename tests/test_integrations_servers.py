@@ -11,10 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
-import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -29,6 +26,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from otlp_receiver import OTLPReceiver, attributes
+from server_process import ServerProcess
 
 import obskit
 from obskit import _integrations
@@ -105,7 +103,7 @@ def _traceparent() -> tuple[str, str, str]:
     return f"00-{trace_id}-{span_id}-01", trace_id, span_id
 
 
-class _Uvicorn:
+class _Uvicorn(ServerProcess):
     """``python -m uvicorn app:app`` on a free loopback port, exporting spans to ``receiver``."""
 
     def __init__(self, app_source: str, cwd: Path, receiver: OTLPReceiver) -> None:
@@ -113,29 +111,13 @@ class _Uvicorn:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_", "PROMETHEUS_"))}
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
                    OBSKIT_METRICS="false", OTEL_LOGS_EXPORTER="none", OTEL_METRICS_EXPORTER="none")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0"],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self.stderr = ""
-        self.port: int | None = None
-        self._ready = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._ready.wait(30)
-        if self.port is None:
-            self.stop()
-            pytest.fail(f"uvicorn did not start: {self.lines!r}")
+        super().__init__([sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0"],
+                         cwd, r"Uvicorn running on http://127\.0\.0\.1:(\d+)", env=env)
+        self.wait_ready()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.lines.append(raw)
-            m = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", raw)
-            if m:
-                self.port = int(m.group(1))
-                self._ready.set()
-        self._ready.set()
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> int:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
@@ -150,17 +132,6 @@ class _Uvicorn:
         deadline = time.monotonic() + timeout
         while not any(text in line for line in self.lines) and time.monotonic() < deadline:
             time.sleep(0.02)
-
-    def stop(self) -> None:
-        """SIGINT: a clean shutdown, which flushes the spans."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            _, err = self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        self._reader.join(5)
-        self.stderr = str(err)
 
     def logs(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines if line.strip()]

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import textwrap
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -62,61 +59,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-class _Server:
-    """A server subprocess; stdout is read line by line (until it says where it listens), stderr whole."""
-
+class _Server(ServerProcess):
     def __init__(self, cmd: list[str], cwd: Path, ready: str) -> None:
-        self.proc = subprocess.Popen(
-            cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.stdout: list[str] = []
-        self._err: list[str] = []
-        self.port: int | None = None
-        self._ready_re = re.compile(ready)
-        self._ready = threading.Event()
-        self._readers = [
-            threading.Thread(target=self._read_out, daemon=True),
-            threading.Thread(target=self._read_err, daemon=True),
-        ]
-        for t in self._readers:
-            t.start()
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self._err)
-
-    def _read_out(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.stdout.append(raw)
-            m = self._ready_re.search(raw)
-            if m:
-                self.port = int(m.group(1))
-                self._ready.set()
-        self._ready.set()
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            self._err.append(raw)
-
-    def wait_ready(self) -> int:
-        self._ready.wait(30)
-        if self.port is None:
-            self.stop()
-            pytest.fail(f"server did not start; stdout={self.stdout!r} stderr={self.stderr!r}")
-        return self.port
-
-    def stop(self) -> None:
-        """SIGINT, as Ctrl+C would; both pipes are read to their end, so no line is lost."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        for t in self._readers:
-            t.join(10)
+        super().__init__(cmd, cwd, ready, env=_env())
 
 
 def _get(port: int, path: str) -> None:
