@@ -12,7 +12,7 @@ A metric call never raises into the application, except that wrong labels raise 
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import functools
 import inspect
 import logging
@@ -171,7 +171,9 @@ class _Instrument:
                     child = self._children[values] = self._prom.labels(*values)
                 if len(self._cache) >= 4 * limit:
                     self._cache.clear()
-                with contextlib.suppress(TypeError):  # an unhashable label value: correct, just never cached
+                # Only str values are cached as given: 1, 1.0 and True are equal dict keys but print as
+                # different label values, so caching them would send one to another's series.
+                if all(type(v) is str for v in labels.values()):
                     self._cache[tuple(labels.items())] = child
                 return child
         self._overflowed(limit)  # outside our lock: it takes the definitions lock (no lock-order inversion)
@@ -246,8 +248,8 @@ class Counter(_Instrument):
             child = self._lookup(labels)
             if child is None:
                 return
-            if amount < 0:
-                raise MetricError(f"counter {self.name!r} can only increase; got {amount!r} "
+            if not amount >= 0:  # also rejects NaN, which would turn the counter into NaN for good
+                raise MetricError(f"counter {self.name!r} can only increase by a number >= 0; got {amount!r} "
                                   "(use a gauge for values that go down)")
             child._value.inc(amount)
             if self._exemplars:
@@ -284,7 +286,12 @@ class Gauge(_Instrument):
 
     def dec(self, amount: float = 1, /, **labels: Any) -> None:
         """Subtract ``amount`` from the series selected by ``labels``."""
-        self.inc(-amount, **labels)
+        try:
+            negative = -amount
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self.inc(negative, **labels)
 
 
 class Histogram(_Instrument):
@@ -320,7 +327,7 @@ class Histogram(_Instrument):
         except Exception as exc:
             self._failed(exc)
 
-    def time(self, **labels: Any) -> _Timer:
+    def time(self, /, **labels: Any) -> _Timer:
         """Observe the duration of a ``with`` block or of each call of a decorated function.
 
         Durations are in seconds, or in milliseconds when the histogram's unit is milliseconds.
@@ -336,14 +343,28 @@ class _Timer:
     def __init__(self, hist: Histogram, labels: dict[str, Any]) -> None:
         self._hist = hist
         self._labels = labels
-        self._starts: list[float] = []  # a stack, so one timer object may be re-entered
+        # Start times per (thread, task), each a stack: one timer object may be shared by concurrent tasks
+        # and threads, and re-entered, without one exit taking another's start.
+        self._starts: dict[tuple[int, int], list[float]] = {}
+
+    @staticmethod
+    def _who() -> tuple[int, int]:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop in this thread
+            task = None
+        return threading.get_ident(), id(task)
 
     def __enter__(self) -> _Timer:
-        self._starts.append(time.perf_counter())
+        self._starts.setdefault(self._who(), []).append(time.perf_counter())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        start = self._starts.pop() if self._starts else time.perf_counter()
+        who = self._who()
+        stack = self._starts.get(who)
+        start = stack.pop() if stack else time.perf_counter()
+        if not stack:
+            self._starts.pop(who, None)
         self._hist.observe((time.perf_counter() - start) * self._hist._scale, **self._labels)
 
     def __call__(self, func: F) -> F:

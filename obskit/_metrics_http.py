@@ -42,7 +42,9 @@ def exposition_registry() -> Any:
     with _agg_lock:
         reg = _aggregates.get(path)
         if reg is None:
-            reg = CollectorRegistry(auto_describe=False)
+            # The aggregate's names are known only at collect time; without this flag a filtered scrape
+            # (?name[]=...) would match nothing.
+            reg = CollectorRegistry(auto_describe=False, support_collectors_without_names=True)
             reg.register(_multiprocess.AggregateCollector(path))  # type: ignore[arg-type]
             reg.register(_multiprocess.WorkerProcessCollector(path))  # type: ignore[arg-type]
             _aggregates[path] = reg
@@ -102,11 +104,17 @@ class MetricsServer:
     def __init__(self, httpd: Any, thread: threading.Thread) -> None:
         self._httpd = httpd
         self._thread = thread
+        self._pid = os.getpid()
         self.port: int = httpd.server_port
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
+        """Stop serving and close the socket.
+
+        In a forked child the serving thread does not exist, and ``shutdown()`` would wait for it forever:
+        there, only this process's copy of the socket is closed (the parent keeps serving).
+        """
+        if os.getpid() == self._pid:
+            self._httpd.shutdown()
         self._httpd.server_close()
 
 

@@ -64,9 +64,10 @@ def _series(samples: Iterable[Any], base: str) -> dict[tuple[tuple[str, str], ..
     """Group a family's samples by their labels (``le`` aside) into one dict per series."""
     out: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for s in samples:
-        labels = {k: v for k, v in s.labels.items() if k != "le"}
-        entry = out.setdefault(tuple(sorted(labels.items())), {"attrs": labels, "buckets": []})
         suffix = s.name[len(base):]
+        # ``le`` is the bucket bound on histogram buckets only; on a counter or gauge it is a user label.
+        labels = {k: v for k, v in s.labels.items() if not (k == "le" and suffix == "_bucket")}
+        entry = out.setdefault(tuple(sorted(labels.items())), {"attrs": labels, "buckets": []})
         if suffix == "_bucket":
             entry["buckets"].append((float(s.labels["le"]), s.value, s.exemplar))
         else:
@@ -172,6 +173,8 @@ class Pusher:
 
     def start(self) -> None:
         """Start the background thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
         self._running = True
         self._thread = threading.Thread(target=self._run, name="obskit-metrics-push", daemon=True)
         self._thread.start()
