@@ -55,15 +55,21 @@ class Model:
 
     def trip(self, now: float) -> None:
         self.trips += 1
-        wait = self.cfg["wait_in_open"] * self.cfg["wait_multiplier"] ** (self.trips - 1)
+        wait = min(self.cfg["wait_in_open"] * self.cfg["wait_multiplier"] ** min(self.trips - 1, 1024),
+                   86_400.0)
         self.state, self.open_until = "open", now + wait
 
     def tick(self, now: float) -> None:
         if self.state == "open" and now >= self.open_until:
             self.state, self.half_open_since = "half_open", now
             self.probes_left, self.probes = self.cfg["half_open_calls"], []
-        if self.state == "half_open" and now - self.half_open_since >= self.cfg["half_open_max_duration"]:
+        if (self.state == "half_open" and self.outstanding() > 0
+                and now - self.half_open_since >= self.cfg["half_open_max_duration"]):
             self.trip(now)
+
+    def outstanding(self) -> int:
+        """Probes let in during this half-open period that have not ended."""
+        return self.cfg["half_open_calls"] - self.probes_left - len(self.probes)
 
     def manual(self, to: str) -> None:
         if to == "closed":
@@ -75,6 +81,8 @@ class Model:
         if self.state in ("closed", "disabled"):
             return True
         if self.state == "half_open" and self.probes_left > 0:
+            if self.outstanding() == 0:
+                self.half_open_since = now
             self.probes_left -= 1
             return True
         return False
@@ -86,6 +94,8 @@ class Model:
         )
 
     def complete(self, kind: str, duration: float, now: float) -> None:
+        if self.state == "half_open":
+            self.half_open_since = now
         if kind in ("ignored", "cancelled"):
             if self.state == "half_open":
                 self.probes_left += 1

@@ -46,14 +46,24 @@ def retry_after_hint(exc: BaseException) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
+        return _plausible(float(value))
+    except (TypeError, ValueError, OverflowError):
         pass
     try:  # an HTTP-date
         when = email.utils.parsedate_to_datetime(str(value))
-        return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError):
+        return _plausible(when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+_MAX_HINT = 86_400.0
+
+
+def _plausible(seconds: float) -> float | None:
+    """A hint of more than a day (or inf, NaN) is garbage, not an instruction to sleep past any sane limit."""
+    if not seconds <= _MAX_HINT:  # also catches NaN
+        return None
+    return max(0.0, seconds)
 
 
 class _Policy:
@@ -94,7 +104,7 @@ class _Policy:
             return None, "not_retryable"
         if attempt >= self.attempts:
             return None, "attempts"
-        wait = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        wait = min(self.max_backoff, self.backoff * 2 ** min(attempt - 1, 62))  # capped exponent: no overflow
         if self.jitter:
             wait = random.uniform(wait / 2, wait)
         hint = retry_after_hint(exc)

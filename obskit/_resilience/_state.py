@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, Literal
@@ -49,6 +50,9 @@ DISABLED, FORCED_OPEN = CircuitState.DISABLED, CircuitState.FORCED_OPEN
 # Module constants: ``x is SUCCESS`` is a global lookup, ``x is Outcome.SUCCESS`` an enum attribute lookup.
 SUCCESS, FAILURE, IGNORED = Outcome.SUCCESS, Outcome.FAILURE, Outcome.IGNORED
 CANCELLED, REJECTED = Outcome.CANCELLED, Outcome.REJECTED
+
+
+_MAX_OPEN_WAIT = 86_400.0  # growth without max_wait_in_open stops at a day
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +98,17 @@ class BreakerConfig:
         return CountWindow(self.window) if self.window_type == "count" else TimeWindow(self.window)
 
     def open_wait(self, trips: int) -> float:
-        """How long to stay open after the ``trips``-th consecutive trip (exponential when multiplier > 1)."""
-        wait = self.wait_in_open * self.wait_multiplier ** (trips - 1)
-        return wait if self.max_wait_in_open is None else min(wait, self.max_wait_in_open)
+        """How long to stay open after the ``trips``-th consecutive trip (exponential when multiplier > 1).
+
+        The growth is computed so that it cannot overflow however long an outage lasts, and without
+        ``max_wait_in_open`` it stops at one day.
+        """
+        try:
+            wait = self.wait_in_open * self.wait_multiplier ** min(trips - 1, 1024)
+        except OverflowError:
+            wait = math.inf
+        cap = _MAX_OPEN_WAIT if self.max_wait_in_open is None else self.max_wait_in_open
+        return min(wait, cap)
 
 
 CallRecorder = Callable[[Outcome, float], None]
@@ -184,6 +196,8 @@ class BreakerCore:
             events = self._advance(now)
             state = self._state
             if state is HALF_OPEN and self._probes_left > 0:
+                if self._outstanding() == 0:
+                    self._half_open_since = now  # the hang clock starts with the first outstanding probe
                 self._probes_left -= 1
                 admitted: int | None = self._epoch
             elif state is CLOSED or state is DISABLED:
@@ -264,6 +278,7 @@ class BreakerCore:
         """Book a completion outside the closed state (half-open probes; other states ignore it)."""
         if self._state is not HALF_OPEN:
             return None
+        self._half_open_since = now  # a probe ended: progress, so the hang clock restarts
         if outcome is not SUCCESS and outcome is not FAILURE:
             self._probes_left += 1  # an ignored or cancelled probe gives its permit back
             return None
@@ -284,9 +299,16 @@ class BreakerCore:
         events: list[StateChanged] = []
         if self._state is OPEN and now >= self._open_until:
             events.append(self._transition(HALF_OPEN, "wait_elapsed", now))
-        if self._state is HALF_OPEN and now - self._half_open_since >= self.config.half_open_max_duration:
+        # Only a probe that is out and silent for half_open_max_duration reopens: a quiet service that sends
+        # few calls keeps waiting in half-open for them instead of flapping back to open.
+        if (self._state is HALF_OPEN and self._outstanding() > 0
+                and now - self._half_open_since >= self.config.half_open_max_duration):
             events.append(self._trip("probe_timeout", now))
         return events
+
+    def _outstanding(self) -> int:
+        """Probes admitted in this half-open period that have not ended yet."""
+        return self.config.half_open_calls - self._probes_left - self._window.calls
 
     def _trip(self, reason: str, now: float) -> StateChanged:
         self._trips += 1
