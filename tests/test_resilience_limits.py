@@ -80,3 +80,19 @@ def test_garbage_retry_after_hints_are_ignored() -> None:
     assert retry_after_hint(_HTTPError("nan")) is None
     assert retry_after_hint(_HTTPError("2.5")) == 2.5
     assert retry_after_hint(_HTTPError("-3")) == 0.0
+
+
+def test_block_exited_in_another_context_keeps_its_outcome() -> None:
+    """`with breaker` entered in one context and exited in another re-raises the block's own exception."""
+    import contextvars
+
+    import pytest
+
+    br = obskit.CircuitBreaker(f"ctx-{uuid.uuid4().hex[:8]}")
+    contextvars.copy_context().run(br.__enter__)
+    with pytest.raises(ValueError):
+        try:
+            raise ValueError("the block's own error")
+        except ValueError as exc:
+            assert br.__exit__(ValueError, exc, exc.__traceback__) is None
+            raise

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._errors import CircuitOpenError
+from .._safe import report_internal_error
 from . import _events, _registry, _telemetry
 from ._events import FallbackInvoked
 from ._state import (
@@ -286,6 +287,13 @@ class CircuitBreaker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         stack = self._permits.get()
+        if not stack:
+            # Exited in another context than it was entered (an async generator closed from another task):
+            # the permit is not ours to find. Never mask the block's own outcome; a half-open permit lost
+            # this way counts as a silent probe and reopens after half_open_max_duration.
+            report_internal_error(f"circuit breaker {self.name!r}: block exited in another context",
+                                  RuntimeError("no permit in this context"))
+            return
         (epoch, start), rest = stack[-1], stack[:-1]
         self._permits.set(rest)
         if isinstance(exc, Exception):
