@@ -348,8 +348,12 @@ def process(
     st = STATE
     try:
         redactor = st.redactor
-        if fields and redactor.needs_redaction(fields):
-            fields = redactor.redact(fields)
+        try:
+            if fields and redactor.needs_redaction(fields):
+                fields = redactor.redact(fields)
+        except Exception as exc:  # a value redaction cannot walk: keep the line, drop the fields
+            report_internal_error("logging: redaction", exc)
+            fields = {"obskit_error": "fields could not be redacted"}
         if created is None:
             created = time.time()
         trace_ids = _trace_ids()
@@ -384,14 +388,26 @@ def _fallback_line(level: int, logger_name: str, event: Any, exc_info: ExcInfo |
     return orjson.dumps(out, option=_JSON_OPTS).decode()
 
 
+_writing = threading.local()
+
+
 def _write(stream: IO[str] | None, line: str) -> None:
     target = stream if stream is not None else sys.stdout
+    reentered = getattr(_writing, "active", False)
+    if reentered:
+        # The stream itself logged while we wrote to it (sys.stdout redirected into logging): write this
+        # line to the real stdout instead of going round again, which would recurse until the process dies.
+        target = sys.__stdout__
     if target is None:  # pythonw, or a closed-down interpreter
         return
     try:
         with _write_lock:
-            target.write(line)
-            target.flush()
+            _writing.active = True
+            try:
+                target.write(line)
+                target.flush()
+            finally:
+                _writing.active = reentered
     except Exception as exc:
         if getattr(target, "closed", False):  # interpreter shutdown closed it: nothing left to tell
             return

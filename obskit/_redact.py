@@ -6,6 +6,7 @@ inside lists too. It is a key match, not a substring search over values: cheap e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,13 @@ DEFAULT_KEYS: tuple[str, ...] = (
 
 
 _FLAT = frozenset({str, int, float, bool, type(None)})
+_MAX_DEPTH = 32
+_TOO_DEEP = "[TOO DEEP]"
+
+
+def _is_container(v: Any) -> bool:
+    """Values redaction walks into: mappings, lists, tuples and dataclass instances."""
+    return isinstance(v, Mapping | list | tuple) or (dataclasses.is_dataclass(v) and not isinstance(v, type))
 
 
 def _norm(key: str) -> str:
@@ -51,9 +59,10 @@ class Redactor:
                 self._cache[key] = hit
         return hit
 
-    def redact(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of ``data`` with sensitive values replaced, recursing into mappings and lists."""
-        return {k: REDACTED if self.is_sensitive(k) else self._value(v) for k, v in data.items()}
+    def redact(self, data: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
+        """A copy of ``data`` with sensitive values replaced, recursing into mappings, lists, tuples
+        (named ones keep their type) and dataclass instances (which become dicts of their fields)."""
+        return {k: REDACTED if self.is_sensitive(k) else self._value(v, _depth) for k, v in data.items()}
 
     def needs_redaction(self, data: Mapping[str, Any]) -> bool:
         """Cheap pre-check so the common case (nothing sensitive, flat values) copies nothing.
@@ -63,13 +72,29 @@ class Redactor:
         """
         is_sensitive = self.is_sensitive
         for key, value in data.items():
-            if is_sensitive(key) or (type(value) not in _FLAT and isinstance(value, Mapping | list | tuple)):
+            if is_sensitive(key) or (type(value) not in _FLAT and _is_container(value)):
                 return True
         return False
 
-    def _value(self, v: Any) -> Any:
+    def redact_value(self, value: Any) -> Any:
+        """``value`` with sensitive keys redacted inside it (a mapping, list, tuple or dataclass)."""
+        return self._value(value, 0)
+
+    def _value(self, v: Any, depth: int) -> Any:
+        if type(v) in _FLAT:
+            return v
+        if depth >= _MAX_DEPTH:  # deep or cyclic structures: cut, rather than recurse without end
+            return _TOO_DEEP
         if isinstance(v, Mapping):
-            return self.redact(v)
+            return self.redact(v, depth + 1)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return self.redact({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, depth + 1)
         if isinstance(v, list | tuple):
-            return type(v)(self._value(x) for x in v)
+            items = [self._value(x, depth + 1) for x in v]
+            if type(v) is list:
+                return items
+            if type(v) is tuple:
+                return tuple(items)
+            make = getattr(type(v), "_make", None)  # a namedtuple rebuilds from an iterable this way
+            return make(items) if make is not None else items
         return v

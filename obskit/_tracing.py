@@ -77,9 +77,20 @@ def _coerce(value: Any) -> AttributeValue:
         return f"<unprintable {type(value).__name__}>"
 
 
+_FLAT_ATTR = frozenset({str, bool, int, float})
+
+
 def _attributes(attrs: Mapping[str, Any]) -> dict[str, AttributeValue]:
     red = _redactor
-    return {k: REDACTED if red.is_sensitive(k) else _coerce(v) for k, v in attrs.items()}
+    out: dict[str, AttributeValue] = {}
+    for k, v in attrs.items():
+        if red.is_sensitive(k):
+            out[k] = REDACTED
+        elif type(v) in _FLAT_ATTR:
+            out[k] = v
+        else:  # nested values are redacted before they are stringified
+            out[k] = _coerce(red.redact_value(v))
+    return out
 
 
 class _RedactingProcessor(SpanProcessor):

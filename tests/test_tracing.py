@@ -60,7 +60,8 @@ def test_cancellation_is_not_an_error(obskit_capture: Capture) -> None:
 
 def test_span_attributes_redacted_and_coerced(obskit_capture: Capture) -> None:
     """Sensitive keys are redacted, non-OTel values stringified, set_attribute redacted at export."""
-    with obskit.span("login", password="hunter2", user={"id": 1}, tags=["a", "b"]) as sp:
+    with obskit.span("login", password="hunter2", user={"id": 1}, creds={"token": "t0k"},
+                     tags=["a", "b"]) as sp:
         sp.set_attribute("http.request.header.authorization", "Bearer abc")
         sp.set_attribute("session", "s3cr3t")
     attrs = dict(obskit_capture.span("login").attributes or {})
@@ -69,6 +70,7 @@ def test_span_attributes_redacted_and_coerced(obskit_capture: Capture) -> None:
     assert attrs["http.request.header.authorization"] == "Bearer abc" or \
         attrs["http.request.header.authorization"] == "[REDACTED]"
     assert attrs["user"] == "{'id': 1}"
+    assert attrs["creds"] == "{'token': '[REDACTED]'}"
     assert attrs["tags"] == ("a", "b")
 
 
