@@ -138,7 +138,16 @@ def normalize_exc_info(exc_info: object) -> ExcInfo | None:
     if isinstance(exc_info, BaseException):
         return (type(exc_info), exc_info, exc_info.__traceback__)
     if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[0] is not None:
-        return exc_info  # type: ignore[return-value]
+        etype, value, tb = exc_info
+        if isinstance(value, BaseException):
+            return (type(value), value, tb if tb is not None else value.__traceback__)
+        if isinstance(etype, type) and issubclass(etype, BaseException):  # (ValueError, None, None)
+            try:
+                made = etype() if value is None else etype(value)
+            except Exception:
+                return None
+            return (etype, made, None)
+        return None  # not an exception at all: log the line without one
     if exc_info is True or exc_info:
         current = sys.exc_info()
         if current[0] is not None:

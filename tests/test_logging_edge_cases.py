@@ -60,3 +60,14 @@ def test_dataclass_fields_are_redacted(obskit_capture: Capture) -> None:
     (line,) = obskit_capture.events("login")
     assert line["creds"] == {"user": "ann", "password": "[REDACTED]"}
     assert "hunter2" not in json.dumps(obskit_capture.logs)
+
+
+def test_unusual_exc_info_tuples_keep_the_line(obskit_capture: Capture) -> None:
+    """(ValueError, None, None) logs the exception type; a tuple of garbage logs the line without one."""
+    log = obskit.get_logger("t")
+    log.info("type only", exc_info=(ValueError, None, None), k=1)
+    log.info("garbage", exc_info=("a", "b", "c"), k=2)
+    events = {e["event"]: e for e in obskit_capture.logs}
+    assert events["type only"]["exception"][0]["exc_type"] == "ValueError"
+    assert events["type only"]["k"] == 1
+    assert events["garbage"]["k"] == 2 and "exception" not in events["garbage"]
