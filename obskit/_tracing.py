@@ -12,7 +12,7 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -21,7 +21,12 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackT, Counter, Histogram, Meter, MeterProvider, NoOpMeter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -93,26 +98,42 @@ def _attributes(attrs: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return out
 
 
-class _RedactingProcessor(SpanProcessor):
-    """Scrubs sensitive attributes set by anyone (instrumentations too) before any exporter sees them.
+def _scrub(span: ReadableSpan) -> None:
+    """Replace sensitive attribute values of an ended span (set by anyone: instrumentations too)."""
+    try:
+        attrs = span.attributes
+        if not attrs:
+            return
+        red = _redactor
+        if any(red.is_sensitive(k) for k in attrs):
+            from opentelemetry.attributes import BoundedAttributes
 
-    It runs first among obskit's processors; ``on_end`` replaces the ended span's attribute mapping, which
-    the SDK allows as the span is no longer mutable through the public API.
+            clean = {k: (REDACTED if red.is_sensitive(k) else v) for k, v in attrs.items()}
+            span._attributes = BoundedAttributes(attributes=clean, immutable=True)  # type: ignore[attr-defined]
+    except Exception as exc:
+        report_internal_error("span redaction", exc)
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Scrubs sensitive attributes just before export, on the batch processor's thread.
+
+    Doing it here rather than in a span processor keeps the work off the request path: the spans are
+    ended and immutable through the public API, and every exporter obskit builds goes through this.
     """
 
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            attrs = span.attributes
-            if not attrs:
-                return
-            red = _redactor
-            if any(red.is_sensitive(k) for k in attrs):
-                from opentelemetry.attributes import BoundedAttributes
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
 
-                clean = {k: (REDACTED if red.is_sensitive(k) else v) for k, v in attrs.items()}
-                span._attributes = BoundedAttributes(attributes=clean, immutable=True)  # type: ignore[attr-defined]
-        except Exception as exc:
-            report_internal_error("span redaction", exc)
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for sp in spans:
+            _scrub(sp)
+        return self.inner.export(spans)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 # --- self-telemetry bridge: the SDK's batch processors count drops through a MeterProvider ----------------
@@ -227,12 +248,14 @@ def setup_tracing(config: Config, resource: Resource) -> TracingHandle | None:
             "its resource and sampler as they are"
         )
 
-    processors: list[SpanProcessor] = [_RedactingProcessor()]
+    processors: list[SpanProcessor] = []
+    exporter: SpanExporter | None = None
     if config.exports("traces"):
-        processors.append(BatchSpanProcessor(make_exporter("traces", config),
-                                             meter_provider=SelfMeterProvider("traces")))
+        exporter = make_exporter("traces", config)
     elif config.traces_exporter == "console" and not config.disabled:
-        processors.append(BatchSpanProcessor(ConsoleSpanExporter(),
+        exporter = ConsoleSpanExporter()
+    if exporter is not None:
+        processors.append(BatchSpanProcessor(RedactingSpanExporter(exporter),
                                              meter_provider=SelfMeterProvider("traces")))
     for p in processors:
         provider.add_span_processor(p)

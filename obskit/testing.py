@@ -127,9 +127,12 @@ def capture(**init_kwargs: Any) -> Iterator[Capture]:
         tel = obskit.init(**kwargs)
     finally:
         os.environ.update(hidden)
+    from ._tracing import RedactingSpanExporter
+
     spans = InMemorySpanExporter()
     if tel.tracer_provider is not None:
-        tel.tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        # Through the same redaction as obskit's exporters, so tests see what would leave the process.
+        tel.tracer_provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(spans)))
     set_strict = getattr(_metrics, "set_strict_labels", None)
     if set_strict is not None:
         set_strict(True)

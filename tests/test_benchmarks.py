@@ -1,0 +1,54 @@
+"""Every benchmark script runs with a tiny n and reports every figure it prints: a smoke test, never a
+timing assertion (the figures themselves are read from a full run, in the same process, by a person)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent / "benchmarks"
+
+CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "bench_tracing": ({"n": 50, "rounds": 1}, {"raw", "obskit", "raw_attrs", "obskit_attrs", "ratio",
+                                               "ratio_attrs"}),
+    "bench_logging": ({"n": 200, "rounds": 1}, {"obskit_ns", "structlog_ns", "ratio"}),
+    "bench_metrics": ({"n": 50, "rounds": 1}, {"counter_obskit", "counter_prometheus", "counter_otel_sdk",
+                                               "histogram_obskit_exemplar", "counter_vs_prometheus",
+                                               "exemplar_over_plain"}),
+    "bench_resilience": ({"n": 50, "repeat": 1}, {"bare_us", "obskit_us", "pybreaker_us",
+                                                  "obskit_overhead_us", "ratio_to_pybreaker"}),
+}
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_benchmark_runs_and_reports_every_figure(name: str, fresh: None) -> None:
+    """run() with a tiny n returns a positive, finite value for every figure its table prints."""
+    kwargs, expected = CASES[name]
+    result = _load(name).run(**kwargs)
+    assert expected <= set(result), expected - set(result)
+    for key in expected:
+        assert math.isfinite(result[key]) and result[key] > 0, (key, result[key])
+
+
+def test_benchmarks_folder_has_no_unlisted_script() -> None:
+    """A new benchmark script gets a smoke test here too."""
+    assert {p.stem for p in BENCHMARKS.glob("bench_*.py")} == set(CASES)
+
+
+def test_logging_benchmark_main_prints_its_table(capsys: pytest.CaptureFixture[str], fresh: None) -> None:
+    """bench_logging.main(argv) runs end to end with a small n and prints the ratio."""
+    assert _load("bench_logging").main(["100"]) == 0
+    assert "ratio" in capsys.readouterr().out
