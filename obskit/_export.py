@@ -84,7 +84,8 @@ class _Guard:
         except Exception as exc:
             report_internal_error(f"{self.signal} exporter", exc)
             result = failure
-        if result is failure or (fn_name == "export" and getattr(result, "name", "") == "FAILURE"):
+        # Only exports count: a failed flush or shutdown is not another failed export.
+        if fn_name == "export" and (result is failure or getattr(result, "name", "") == "FAILURE"):
             try:
                 _self_telemetry.record_export_failure(self.signal)
             except Exception as exc:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.metrics import CallbackT, Counter, Histogram, Meter, MeterProvider, NoOpMeter
+from opentelemetry.metrics import Counter, Meter, MeterProvider, NoOpMeter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -161,14 +161,6 @@ class _SelfMeter(NoOpMeter):
             return self._counter
         return super().create_counter(name, unit, description)
 
-    def create_histogram(self, name: str, unit: str = "", description: str = "", **kw: Any) -> Histogram:
-        return super().create_histogram(name, unit, description, **kw)
-
-    def create_observable_up_down_counter(
-        self, name: str, callbacks: Any = None, unit: str = "", description: str = ""
-    ) -> Any:
-        return super().create_observable_up_down_counter(name, cast("list[CallbackT]", callbacks), unit,
-                                                         description)
 
 
 class SelfMeterProvider(MeterProvider):
@@ -252,7 +244,7 @@ def setup_tracing(config: Config, resource: Resource) -> TracingHandle | None:
     exporter: SpanExporter | None = None
     if config.exports("traces"):
         exporter = make_exporter("traces", config)
-    elif config.traces_exporter == "console" and not config.disabled:
+    elif config.traces_exporter == "console":
         exporter = ConsoleSpanExporter()
     if exporter is not None:
         processors.append(BatchSpanProcessor(RedactingSpanExporter(exporter),
@@ -321,14 +313,11 @@ class span:
         self._token: object = None
 
     def __enter__(self) -> Span:
+        sp = self._span = _start(self._name, self._attrs)
         try:
-            attrs = _attributes(self._attrs) if self._attrs else None
-            sp = (_tracer or _obskit_tracer()).start_span(self._name, attributes=attrs)
             self._token = otel_context.attach(trace.set_span_in_context(sp))
         except Exception as exc:
             report_internal_error("span start", exc)
-            sp = trace.INVALID_SPAN
-        self._span = sp
         return sp
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None,
