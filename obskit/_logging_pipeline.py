@@ -9,6 +9,7 @@ cached before ``init()`` therefore follow it afterwards, and a reader never sees
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import os
 import sys
@@ -232,20 +233,7 @@ def render_json(
 
 
 def make_json_renderer(service_fields: Mapping[str, str]) -> Renderer:
-    fixed = dict(service_fields)
-
-    def render(
-        ts: str,
-        level: str,
-        logger: str,
-        event: Any,
-        fields: dict[str, Any],
-        trace_ids: tuple[str, str] | None,
-        exc_info: ExcInfo | None,
-    ) -> str:
-        return render_json(ts, level, logger, event, fields, trace_ids, exc_info, fixed)
-
-    return render
+    return functools.partial(render_json, service_fields=dict(service_fields))
 
 
 def make_console_renderer(colors: bool) -> Renderer:
