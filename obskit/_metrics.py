@@ -65,6 +65,9 @@ _MS_UNITS = ("milliseconds", "ms")
 
 _lock = threading.RLock()
 _instruments: dict[str, _Instrument] = {}
+# Bumped whenever every instrument's children are discarded (test resets): code that caches children
+# (the resilience hot path) compares it to know its children are no longer the registry's.
+generation = 0
 _settings: dict[str, Any] = {"strict": False, "max_label_sets": None}
 
 
@@ -530,7 +533,9 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
 
 def _zero_all() -> None:
     """Give every instrument fresh values built by the current value class; definitions stay."""
+    global generation
     with _lock:
+        generation += 1
         for inst in _instruments.values():
             with inst._lock:
                 inst._cache.clear()

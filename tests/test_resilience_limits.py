@@ -96,3 +96,23 @@ def test_block_exited_in_another_context_keeps_its_outcome() -> None:
         except ValueError as exc:
             assert br.__exit__(ValueError, exc, exc.__traceback__) is None
             raise
+
+
+def test_module_level_guards_keep_counting_across_capture_resets() -> None:
+    """A breaker and bulkhead defined once (at import) still reach /metrics after obskit.testing resets."""
+    from obskit.testing import capture
+
+    name = f"reset-{uuid.uuid4().hex[:8]}"
+    br = obskit.CircuitBreaker(name)
+
+    @br
+    @obskit.bulkhead(max_concurrent=2, name=name)
+    def ok() -> int:
+        return 1
+
+    for _ in range(3):
+        with capture() as cap:
+            ok()
+            ok()
+            assert cap.metric("obskit_circuit_breaker_calls_total", name=name, outcome="success") == 2.0
+            assert cap.metric("obskit_bulkhead_active", name=name) == 0.0

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import _metrics
 from .._safe import report_internal_error
-from ._instruments import Bound, child, instrument, live
+from ._instruments import Bound, child, instrument
 from ._state import REJECTED, Outcome
 
 __all__ = ["BreakerCallMetrics", "GaugeChild"]
@@ -68,18 +68,18 @@ def _fast(count: Any, hist: Any) -> _FastSeries | _SlowSeries:
 class BreakerCallMetrics:
     """``calls_total`` and ``call_duration_seconds`` for one breaker, children bound on first use.
 
-    Re-binds when obskit's instruments were replaced (a test reset), checked with one dict lookup.
+    Re-binds after obskit discarded its children (a test reset), checked with one integer comparison.
     """
 
-    __slots__ = ("_calls", "_name", "_registry", "_series")
+    __slots__ = ("_generation", "_name", "_series")
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._calls: Any = None
-        self._registry: dict[str, Any] = {}
+        self._generation = -1
         self._series: list[_FastSeries | _SlowSeries] | None = None
 
     def _bind(self) -> list[_FastSeries | _SlowSeries]:
+        self._generation = _metrics.generation
         calls = instrument(
             "counter",
             "obskit_circuit_breaker_calls",
@@ -99,15 +99,13 @@ class BreakerCallMetrics:
                 child(duration, name=self._name, outcome=o),
             )
             series.append(_fast(count, hist) if not isinstance(count, Bound) else _SlowSeries(count, hist))
-        self._calls, self._series = calls, series
-        registry = getattr(_metrics, "_instruments", None)
-        self._registry = registry if isinstance(registry, dict) else {calls.name: calls}
+        self._series = series
         return series
 
     def __call__(self, outcome: Outcome, duration: float) -> None:
         try:
             series = self._series
-            if series is None or self._registry.get("obskit_circuit_breaker_calls") is not self._calls:
+            if series is None or self._generation != _metrics.generation:
                 series = self._bind()
             if outcome is REJECTED:
                 series[outcome].count_only()
@@ -120,17 +118,18 @@ class BreakerCallMetrics:
 class GaugeChild:
     """A guarded gauge child for hot paths (bulkhead occupancy)."""
 
-    __slots__ = ("_child", "_doc", "_inst", "_labels", "_name")
+    __slots__ = ("_child", "_doc", "_generation", "_labels", "_name")
 
     def __init__(self, metric: str, doc: str, /, **labels: str) -> None:
         self._name, self._doc, self._labels = metric, doc, labels
-        self._inst: Any = None
+        self._generation = -1
         self._child: Any = None
 
     def _get(self) -> Any:
-        if self._child is None or not live(self._inst):
-            self._inst = instrument("gauge", self._name, self._doc, tuple(self._labels))
-            self._child = child(self._inst, **self._labels)
+        if self._child is None or self._generation != _metrics.generation:
+            self._generation = _metrics.generation
+            inst = instrument("gauge", self._name, self._doc, tuple(self._labels))
+            self._child = child(inst, **self._labels)
         return self._child
 
     def inc(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from .. import _metrics
 from .._safe import report_internal_error
 
-__all__ = ["Bound", "child", "inc", "instrument", "live"]
+__all__ = ["Bound", "child", "inc", "instrument"]
 
 
 def instrument(kind: str, name: str, doc: str, labels: Sequence[str]) -> Any:
@@ -18,12 +18,6 @@ def instrument(kind: str, name: str, doc: str, labels: Sequence[str]) -> Any:
     if kind == "histogram":
         return _metrics.histogram(name, doc, unit="seconds", labels=labels)
     return _metrics.gauge(name, doc, labels=labels)
-
-
-def live(inst: Any) -> bool:
-    """Is ``inst`` still obskit's instrument for its name? (Test resets replace every instrument.)"""
-    registry = getattr(_metrics, "_instruments", None)
-    return registry is None or registry.get(inst.name) is inst
 
 
 class Bound:
