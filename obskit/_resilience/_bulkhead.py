@@ -38,7 +38,7 @@ def bulkhead(
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         label = name or f"{fn.__module__}.{fn.__qualname__}"
-        active = _telemetry.gauge_child(
+        active = _telemetry.GaugeChild(
             "obskit_bulkhead_active", "Calls running inside a bulkhead.", name=label
         )
 

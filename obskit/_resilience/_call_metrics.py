@@ -143,8 +143,3 @@ class GaugeChild:
             self._get().dec()
         except Exception as exc:
             report_internal_error("resilience gauge", exc)
-
-
-def gaugechild(metric: str, doc: str, /, **labels: str) -> GaugeChild:
-    """A guarded, lazily bound gauge child."""
-    return GaugeChild(metric, doc, **labels)

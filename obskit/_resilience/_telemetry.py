@@ -29,14 +29,9 @@ from ._events import (
 )
 from ._instruments import inc as _inc
 
-__all__ = ["BreakerCallMetrics", "GaugeChild", "TelemetrySink", "gauge_child", "install"]
+__all__ = ["BreakerCallMetrics", "GaugeChild", "TelemetrySink", "install"]
 
 LOGGER_NAME = "obskit.resilience"
-
-
-def gauge_child(metric: str, doc: str, /, **labels: str) -> GaugeChild:
-    """A guarded, lazily bound gauge child."""
-    return GaugeChild(metric, doc, **labels)
 
 
 _logger: Any = None
