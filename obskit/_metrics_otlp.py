@@ -36,7 +36,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from . import _multiprocess
 from ._config import Config
-from ._safe import report_internal_error, telemetry_section
+from ._safe import report_internal_error, run_bounded, telemetry_section
 
 __all__ = ["Pusher", "snapshot"]
 
@@ -211,12 +211,7 @@ class Pusher:
 
     def _bounded(self, timeout: float) -> bool:
         """``export_once`` in a helper thread, so the caller waits at most ``timeout``."""
-        result: list[bool] = []
-        helper = threading.Thread(target=lambda: result.append(self.export_once(timeout)), daemon=True,
-                                  name="obskit-metrics-flush")
-        helper.start()
-        helper.join(max(timeout, 0.0))
-        return bool(result and result[0])
+        return run_bounded(lambda: self.export_once(timeout), timeout, "metrics-flush")
 
     def force_flush(self, timeout: float) -> bool:
         """Push now; False on failure or when ``timeout`` seconds pass first."""

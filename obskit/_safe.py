@@ -11,9 +11,15 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-__all__ = ["capture_internal_exceptions", "in_telemetry", "report_internal_error", "telemetry_section"]
+__all__ = [
+    "capture_internal_exceptions",
+    "in_telemetry",
+    "report_internal_error",
+    "run_bounded",
+    "telemetry_section",
+]
 
 _seen: set[str] = set()
 _lock = threading.Lock()
@@ -65,3 +71,24 @@ def telemetry_section() -> Iterator[None]:
         yield
     finally:
         _local.depth -= 1
+
+
+def run_bounded(work: Callable[[], bool], timeout: float, what: str) -> bool:
+    """Run ``work`` in a daemon thread and wait at most ``timeout`` seconds for it.
+
+    The caller gets control back when the time is up whatever ``work`` is blocked on (a hung collector);
+    the thread carries on alone and dies with the process. False if ``work`` failed or did not finish.
+    """
+    result: list[bool] = []
+
+    def run() -> None:
+        try:
+            result.append(bool(work()))
+        except Exception as exc:
+            report_internal_error(what, exc)
+            result.append(False)
+
+    t = threading.Thread(target=run, name=f"obskit-{what}", daemon=True)
+    t.start()
+    t.join(max(0.0, timeout))
+    return bool(result and result[0])

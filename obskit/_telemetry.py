@@ -23,7 +23,7 @@ from . import _integrations, _logging, _metrics, _tracing
 from ._config import Config, resolve
 from ._export import make_exporter
 from ._resource import build_resource
-from ._safe import capture_internal_exceptions, report_internal_error
+from ._safe import capture_internal_exceptions, report_internal_error, run_bounded
 
 __all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "shutdown"]
 
@@ -54,7 +54,7 @@ class Telemetry:
 
     def force_flush(self, timeout: float = 5.0) -> bool:
         """Export everything recorded so far; False when that did not finish within ``timeout`` seconds."""
-        return _bounded(self._flush_all, timeout, "force_flush")
+        return run_bounded(lambda: self._flush_all(timeout), timeout, "force_flush")
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Flush and stop exporting; returns within ``timeout`` seconds (False if work was cut short)."""
@@ -62,7 +62,7 @@ class Telemetry:
             if self._closed:
                 return True
             self._closed = True
-        return _bounded(self._shutdown_all, timeout, "shutdown")
+        return run_bounded(lambda: self._shutdown_all(timeout), timeout, "shutdown")
 
     def _flush_all(self, deadline_budget: float) -> bool:
         ok = True
@@ -92,23 +92,6 @@ class Telemetry:
             with capture_internal_exceptions("metrics shutdown"):
                 ok &= bool(self._metrics.shutdown(budget))
         return ok
-
-
-def _bounded(work: Callable[[float], bool], timeout: float, what: str) -> bool:
-    """Run ``work`` in a daemon thread and wait at most ``timeout`` seconds for it."""
-    result: list[bool] = []
-
-    def run() -> None:
-        try:
-            result.append(bool(work(timeout)))
-        except Exception as exc:
-            report_internal_error(what, exc)
-            result.append(False)
-
-    t = threading.Thread(target=run, name=f"obskit-{what}", daemon=True)
-    t.start()
-    t.join(max(0.0, timeout))
-    return bool(result and result[0])
 
 
 _current: Telemetry | None = None
