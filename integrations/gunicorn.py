@@ -39,9 +39,7 @@ def setup() -> str:
     """Prepare the directory in this (master) process; idempotent. Returns the directory."""
     if _state["dir"] is not None and _state["dir"] == _multiprocess.directory():
         return str(_state["dir"])
-    path = None
-    for var in ("OBSKIT_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR"):
-        path = path or os.environ.get(var, "").strip() or None
+    path = _multiprocess.env_directory()
     if path is None:
         path = tempfile.mkdtemp(prefix="obskit-metrics-")
         _state["temporary"] = True

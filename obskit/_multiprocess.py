@@ -27,17 +27,29 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ._config import OPTIONS
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, multiprocess mode unsupported
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["activate", "compact_dead", "directory", "enabled", "mark_dead", "prepare_from_env", "wipe"]
+__all__ = [
+    "activate",
+    "compact_dead",
+    "directory",
+    "enabled",
+    "env_directory",
+    "mark_dead",
+    "prepare_from_env",
+    "wipe",
+]
 
 _log = logging.getLogger("obskit.metrics")
 _MARKER = ".obskit-owner"
 _LOCK = ".obskit.lock"
-_ENV_VARS = ("OBSKIT_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR")
+# Read before init() resolves settings (the mode is decided at import), but named by the one options table.
+_ENV_VARS = next(o for o in OPTIONS if o.name == "multiproc_dir").variables
 # Files whose values must survive their process (prometheus-client keeps them; we merge them).
 _ARCHIVED = ("counter", "histogram", "summary")
 
@@ -55,7 +67,8 @@ def enabled() -> bool:
     return _state["dir"] is not None
 
 
-def _env_dir() -> str | None:
+def env_directory() -> str | None:
+    """The directory the environment names (``OBSKIT_MULTIPROC_DIR``, else ``PROMETHEUS_MULTIPROC_DIR``)."""
     for var in _ENV_VARS:
         value = os.environ.get(var, "").strip()
         if value:
@@ -131,7 +144,7 @@ def prepare_from_env() -> str | None:
 
     Never raises: an unusable directory is reported and metrics stay per process.
     """
-    path = _env_dir()
+    path = env_directory()
     if path is None:
         return None
     try:
