@@ -53,9 +53,6 @@ def setup() -> str:
 
 def when_ready(server: Any) -> None:
     """Serve the aggregate ``/metrics`` from the master when ``OBSKIT_METRICS_PORT`` is set."""
-    port = os.environ.get("OBSKIT_METRICS_PORT", "").strip()
-    if not port:
-        return
     try:
         from obskit._config import resolve
 

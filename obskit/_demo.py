@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import obskit
+from obskit._config import OPTIONS
 
 
 class PaymentProvider:
@@ -32,7 +33,10 @@ class PaymentProvider:
 
 def run(*, log_format: str | None = None, orders: int = 12) -> int:
     """Run the scenario; returns a process exit code."""
-    tel = obskit.init(service_name=os.environ.get("OTEL_SERVICE_NAME") or "checkout-demo",
+    # The demo's own name only when the environment names none (OBSKIT_SERVICE_NAME or OTEL_SERVICE_NAME).
+    named = any(os.environ.get(var, "").strip()
+                for var in next(o for o in OPTIONS if o.name == "service_name").variables)
+    tel = obskit.init(service_name=None if named else "checkout-demo",
                       service_version=obskit.__version__, environment="demo", log_format=log_format)
     log = obskit.get_logger("demo.checkout")
     db_log = logging.getLogger("demo.db")  # a stdlib logger, as libraries use

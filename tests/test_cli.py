@@ -72,3 +72,12 @@ def test_version_command() -> None:
     import obskit
 
     assert _run(["version"]).stdout.strip() == obskit.__version__
+
+
+def test_demo_takes_its_service_name_from_either_variable() -> None:
+    """OBSKIT_SERVICE_NAME names the demo's service too (an argument would beat it), else checkout-demo."""
+    for env, expected in (({"OBSKIT_SERVICE_NAME": "from-obskit"}, "from-obskit"), ({}, "checkout-demo")):
+        proc = _run(["demo", "--format", "json", "--orders", "3"], env)
+        assert proc.returncode == 0, proc.stderr
+        first = json.loads(proc.stdout.splitlines()[0])
+        assert first["service"] == expected
