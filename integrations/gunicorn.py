@@ -27,8 +27,8 @@ import sys
 import tempfile
 from typing import Any
 
-from obskit import _multiprocess
-from obskit._metrics_http import SERVED_BY_ENV, serve
+from obskit._metrics import _multiprocess
+from obskit._metrics._exposition import SERVED_BY_ENV, serve
 
 __all__ = ["child_exit", "on_exit", "setup", "when_ready"]
 
@@ -63,7 +63,7 @@ def when_ready(server: Any) -> None:
         if _state["server"] is not None:
             os.environ[SERVED_BY_ENV] = str(os.getpid())  # workers, forked later, leave the port alone
     except Exception as exc:
-        from obskit._safe import report_internal_error
+        from obskit._runtime._safe import report_internal_error
 
         report_internal_error("gunicorn when_ready", exc)
 
@@ -73,7 +73,7 @@ def child_exit(server: Any, worker: Any) -> None:
     try:
         _multiprocess.mark_dead(int(worker.pid))
     except Exception as exc:
-        from obskit._safe import report_internal_error
+        from obskit._runtime._safe import report_internal_error
 
         report_internal_error("gunicorn child_exit", exc)
 

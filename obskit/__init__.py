@@ -21,11 +21,20 @@ from ._errors import (
     ObskitError,
     ResilienceError,
 )
-from ._logging import bind_context, bound_context, clear_context, get_logger, unbind_context
-from ._metrics import Counter, Gauge, Histogram, counter, gauge, histogram, metrics_asgi_app, metrics_wsgi_app
+from ._logs._api import bind_context, bound_context, clear_context, get_logger, unbind_context
+from ._metrics._instruments import (
+    Counter,
+    Gauge,
+    Histogram,
+    counter,
+    gauge,
+    histogram,
+    metrics_asgi_app,
+    metrics_wsgi_app,
+)
 from ._resilience import CircuitBreaker, CircuitState, bulkhead, circuit_breaker, retry, timeout
-from ._telemetry import Telemetry, force_flush, get_tracer, init, shutdown
-from ._tracing import span, traced
+from ._setup import Telemetry, force_flush, get_tracer, init, shutdown
+from ._traces._provider import span, traced
 
 __version__ = "0.1.0"
 

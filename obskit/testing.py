@@ -85,7 +85,10 @@ def reset() -> None:
     from opentelemetry import trace
     from opentelemetry.util._once import Once
 
-    from . import _integrations, _logging, _metrics, _telemetry
+    from . import _setup as _telemetry
+    from ._logs import _api as _logging
+    from ._metrics import _instruments as _metrics
+    from .integrations import _registry as _integrations
 
     _telemetry.shutdown(timeout=2.0)
     trace._TRACER_PROVIDER_SET_ONCE = Once()
@@ -111,7 +114,7 @@ def capture(**init_kwargs: Any) -> Iterator[Capture]:
     """
     import obskit
 
-    from . import _metrics
+    from ._metrics import _instruments as _metrics
 
     reset()
     stream = io.StringIO()
@@ -127,7 +130,7 @@ def capture(**init_kwargs: Any) -> Iterator[Capture]:
         tel = obskit.init(**kwargs)
     finally:
         os.environ.update(hidden)
-    from ._tracing import RedactingSpanExporter
+    from ._traces._provider import RedactingSpanExporter
 
     spans = InMemorySpanExporter()
     if tel.tracer_provider is not None:

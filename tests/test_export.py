@@ -114,7 +114,7 @@ class _Raising:
 def test_raising_exporter_never_reaches_the_app(fresh: None, monkeypatch: pytest.MonkeyPatch,
                                                 capfd: pytest.CaptureFixture[str]) -> None:
     """An exporter that raises is contained: spans, logs, flush and shutdown all still return."""
-    from obskit import _export
+    from obskit._runtime import _exporters as _export
 
     monkeypatch.setattr(_export, "_new_otlp", lambda signal, config: _Raising())
     _init("http://127.0.0.1:4317", "grpc")

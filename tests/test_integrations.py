@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from conftest import require
+from obskit.integrations import _registry as _integrations
 from opentelemetry.trace import SpanKind, StatusCode
 
 import obskit
-from obskit import _integrations
 from obskit.testing import Capture, capture
 
 httpx = pytest.importorskip("httpx")

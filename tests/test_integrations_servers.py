@@ -24,12 +24,12 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from obskit.integrations import _registry as _integrations
 from opentelemetry.trace import SpanKind, StatusCode
 from otlp_receiver import OTLPReceiver, attributes
 from server_process import ServerProcess
 
 import obskit
-from obskit import _integrations
 from obskit.testing import Capture, capture
 
 pytestmark = pytest.mark.slow

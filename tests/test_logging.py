@@ -17,7 +17,7 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 from obskit._config import resolve
-from obskit._logging import (
+from obskit._logs._api import (
     BoundLogger,
     _reset_for_tests,
     bind_context,
@@ -27,8 +27,8 @@ from obskit._logging import (
     get_logger,
     unbind_context,
 )
-from obskit._logging_stdlib import ObskitHandler
-from obskit._redact import DEFAULT_KEYS
+from obskit._logs._stdlib import ObskitHandler
+from obskit._runtime._redact import DEFAULT_KEYS
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -259,7 +259,7 @@ def test_patch_on_import_runs_after_the_module_executes(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The import finder calls back once the watched module has run, and leaves other imports alone."""
-    from obskit._logging_stdlib import _PatchOnImport
+    from obskit._logs._stdlib import _PatchOnImport
 
     (tmp_path / "obskit_fake_server.py").write_text("READY = True\n")
     (tmp_path / "obskit_other_mod.py").write_text("X = 1\n")

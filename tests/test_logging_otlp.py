@@ -19,9 +19,9 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from obskit._config import resolve
-from obskit._logging import _reset_for_tests, configure_logging, get_logger
-from obskit._logging_otlp import coerce_attribute, severity
-from obskit._safe import telemetry_section
+from obskit._logs._api import _reset_for_tests, configure_logging, get_logger
+from obskit._logs._otlp import coerce_attribute, severity
+from obskit._runtime._safe import telemetry_section
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from prometheus_client import REGISTRY
 
-from obskit import MetricError, _metrics, _self_telemetry
-from obskit._metrics import counter, gauge, histogram, set_strict_labels
-from obskit._metrics_http import render
+from obskit import MetricError
+from obskit._metrics import _instruments as _metrics
+from obskit._metrics._exposition import render
+from obskit._metrics._instruments import counter, gauge, histogram, set_strict_labels
+from obskit._runtime import _health as _self_telemetry
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import REGISTRY, generate_latest
 
 import obskit
-from obskit._metrics import instruments
-from obskit._metrics_otlp import snapshot
+from obskit._metrics._instruments import instruments
+from obskit._metrics._otlp import snapshot
 
 
 def _lines(prefix: str) -> list[str]:
@@ -113,7 +113,7 @@ def test_filtered_scrape_in_multiprocess_mode(tmp_path: Path) -> None:
     """?name[]=... returns the named series in multiprocess mode too (the mode is chosen at import)."""
     script = (
         "import obskit\n"
-        "from obskit._metrics_http import render\n"
+        "from obskit._metrics._exposition import render\n"
         "obskit.counter('edge_jobs', 'Jobs').inc(5)\n"
         "print(render(names=['edge_jobs_total'])[0].decode())\n"
     )

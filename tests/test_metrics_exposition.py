@@ -15,9 +15,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from obskit import _metrics
 from obskit._config import resolve
-from obskit._metrics import counter, histogram, metrics_asgi_app, metrics_wsgi_app, start_metrics
+from obskit._metrics import _instruments as _metrics
+from obskit._metrics._instruments import counter, histogram, metrics_asgi_app, metrics_wsgi_app, start_metrics
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -120,9 +120,9 @@ POPULATE = """
 import sys
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from obskit import _self_telemetry
+from obskit._runtime import _health as _self_telemetry
 from obskit._metrics import counter, gauge, histogram
-from obskit._metrics_http import render
+from obskit._metrics._exposition import render
 
 c = counter("orders_processed", "Orders processed", labels=["status"])
 c.inc(status="ok")

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from otlp_receiver import OTLPReceiver, attributes
 from prometheus_client.parser import text_string_to_metric_families
 
-from obskit import _metrics
 from obskit._config import resolve
-from obskit._metrics import counter, gauge, histogram, start_metrics
+from obskit._metrics import _instruments as _metrics
+from obskit._metrics._instruments import counter, gauge, histogram, start_metrics
 
 CUMULATIVE = metrics_pb2.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 

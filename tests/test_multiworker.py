@@ -249,7 +249,7 @@ def test_otlp_per_worker_instance_ids_sum_to_scrape(run: object, extra: tuple[st
 SCRIPT = """
 import sys
 from obskit._metrics import counter
-from obskit._metrics_http import render
+from obskit._metrics._exposition import render
 counter("side", "side").inc(int(sys.argv[1]))
 sys.stdout.write(render()[0].decode())
 sys.stdout.flush()

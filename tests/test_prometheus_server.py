@@ -20,9 +20,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from obskit import _metrics
 from obskit._config import resolve
-from obskit._metrics import counter, histogram, start_metrics
+from obskit._metrics import _instruments as _metrics
+from obskit._metrics._instruments import counter, histogram, start_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import REGISTRY
 
 import obskit
-from obskit._resilience import CircuitBreaker, CircuitState, _call_metrics, _telemetry, add_sink, remove_sink
+from obskit._resilience import CircuitBreaker, CircuitState, _call_metrics, add_sink, remove_sink
+from obskit._resilience import _observe as _telemetry
 from obskit._resilience import _retry as retry_module
 from obskit.testing import Capture
 

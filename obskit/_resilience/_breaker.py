@@ -17,8 +17,9 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._errors import CircuitOpenError
-from .._safe import report_internal_error
-from . import _events, _registry, _telemetry
+from .._runtime._safe import report_internal_error
+from . import _events, _registry
+from . import _observe as _telemetry
 from ._events import FallbackInvoked
 from ._state import (
     CANCELLED,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
-from .. import _metrics
-from .._safe import report_internal_error
+from .._metrics import _instruments as _metrics
+from .._runtime._safe import report_internal_error
 from ._instruments import Bound, child, instrument
 from ._state import REJECTED, Outcome
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .._safe import report_internal_error
+from .._runtime._safe import report_internal_error
 from . import _registry
 from ._state import CircuitState
 

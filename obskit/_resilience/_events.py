@@ -11,7 +11,7 @@ import dataclasses
 import threading
 from typing import Protocol
 
-from .._safe import report_internal_error
+from .._runtime._safe import report_internal_error
 
 __all__ = [
     "BulkheadRejected",

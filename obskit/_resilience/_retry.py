@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._errors import CircuitOpenError
-from . import _events, _telemetry
+from . import _events
+from . import _observe as _telemetry
 from ._events import RetryAttempted, RetryFinished
 
 __all__ = ["retry"]

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._errors import CallTimeoutError
-from . import _events, _telemetry
+from . import _events
+from . import _observe as _telemetry
 from ._events import TimeoutFinished
 
 __all__ = ["timeout"]

@@ -19,7 +19,7 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 from obskit._config import resolve
-from obskit._logging import _reset_for_tests, configure_logging, get_logger
+from obskit._logs._api import _reset_for_tests, configure_logging, get_logger
 
 
 class _Discard:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-from obskit import _metrics
+from obskit._metrics import _instruments as _metrics
 
 
 def _time(fn: Callable[[], None], n: int) -> float:

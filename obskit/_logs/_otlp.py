@@ -1,6 +1,6 @@
 """Bridge from obskit's log pipeline to an OpenTelemetry ``LoggerProvider`` (OTLP log export).
 
-The bridge sits inside :func:`obskit._logging_pipeline.process`, after redaction, so an exported record
+The bridge sits inside :func:`obskit._logs._pipeline.process`, after redaction, so an exported record
 carries exactly the redacted fields of the printed line and is emitted once per event, whichever front end
 (structlog or stdlib) produced it. Records produced while exporting, or by the exporter's own libraries, are
 printed but never exported: that feedback loop would otherwise grow with every failed export.
@@ -20,8 +20,8 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.util.types import AttributeValue
 
-from ._logging_pipeline import ExcInfo, safe_str
-from ._safe import in_telemetry, telemetry_section
+from .._runtime._safe import in_telemetry, telemetry_section
+from ._pipeline import ExcInfo, safe_str
 
 __all__ = ["OtlpBridge", "coerce_attribute", "severity"]
 

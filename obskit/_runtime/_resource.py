@@ -9,7 +9,7 @@ import sys
 
 from opentelemetry.sdk.resources import Resource
 
-from ._config import Config
+from .._config import Config
 
 __all__ = ["build_resource", "process_attributes"]
 

@@ -37,12 +37,12 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from . import _self_telemetry
-from ._config import Config
-from ._export import make_exporter
-from ._redact import REDACTED, Redactor
-from ._resource import process_attributes
-from ._safe import report_internal_error
+from .._config import Config
+from .._runtime import _health as _self_telemetry
+from .._runtime._exporters import make_exporter
+from .._runtime._redact import REDACTED, Redactor
+from .._runtime._resource import process_attributes
+from .._runtime._safe import report_internal_error
 
 __all__ = ["TracingHandle", "get_tracer", "setup_tracing", "span", "traced"]
 

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._config import OPTIONS
+from .._config import OPTIONS
 
 try:
     import fcntl
@@ -150,7 +150,7 @@ def prepare_from_env() -> str | None:
     try:
         return _prepare(path)
     except Exception as exc:
-        from ._safe import report_internal_error
+        from .._runtime._safe import report_internal_error
 
         report_internal_error(f"multiprocess metrics directory {path}", exc)
         for var in _ENV_VARS:  # so prometheus-client does not try the directory either
@@ -179,7 +179,7 @@ def activate(path: str) -> None:
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.MultiProcessValue()
     _state["dir"] = path
-    zero = getattr(sys.modules.get("obskit._metrics"), "_zero_all", None)
+    zero = getattr(sys.modules.get("obskit._metrics._instruments"), "_zero_all", None)
     if zero is not None:  # instruments made before the switch get values in the shared files too
         zero()
 

@@ -1,7 +1,7 @@
 """Logging: structlog and stdlib ``logging`` rendered alike, correlated with the current span, redacted.
 
 ``get_logger`` returns a structlog bound logger whose every call goes through
-:func:`obskit._logging_pipeline.process`, which reads the settings of the last ``configure_logging`` at call
+:func:`obskit._logs._pipeline.process`, which reads the settings of the last ``configure_logging`` at call
 time. So a logger created (even cached by structlog) before ``obskit.init()`` follows ``init()`` afterwards,
 and before ``init()`` it prints sensibly (INFO and up, console on a TTY, JSON otherwise) without touching
 stdlib logging.
@@ -20,16 +20,16 @@ import structlog
 from structlog import BoundLoggerBase
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, unbind_contextvars
 
-from . import _logging_pipeline as _pl
-from ._logging_pipeline import State, context_fields, is_tty, normalize_exc_info, process, safe_str
-from ._logging_stdlib import ObskitHandler, RoutingState
-from ._redact import Redactor
-from ._safe import report_internal_error
+from .._runtime._redact import Redactor
+from .._runtime._safe import report_internal_error
+from . import _pipeline as _pl
+from ._pipeline import State, context_fields, is_tty, normalize_exc_info, process, safe_str
+from ._stdlib import ObskitHandler, RoutingState
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
 
-    from ._config import Config
+    from .._config import Config
 
 __all__ = [
     "BoundLogger",
@@ -159,7 +159,7 @@ class BoundLogger(BoundLoggerBase):
         self.log(level, event, *args, **kw)
 
 
-_SKIP_MODULES = ("obskit._logging", "structlog", "contextlib")
+_SKIP_MODULES = ("obskit._logs", "structlog", "contextlib")
 
 
 def _caller_module() -> str:
@@ -275,7 +275,7 @@ def _build_state(config: Config, logger_provider: LoggerProvider | None) -> Stat
         render = _pl.make_console_renderer(colors=tty and _pl._colors_allowed())
     exporter = None
     if logger_provider is not None and config.logs:
-        from ._logging_otlp import OtlpBridge  # the SDK's logs module is only needed when exporting
+        from ._otlp import OtlpBridge  # the SDK's logs module is only needed when exporting
 
         exporter = OtlpBridge(logger_provider)
     return State(

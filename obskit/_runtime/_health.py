@@ -18,7 +18,7 @@ SIGNALS = ("traces", "logs", "metrics")
 
 def _get(which: str) -> Any:
     """The counter itself; ``counter()`` returns the existing one, and survives ``_reset_for_tests``."""
-    from ._metrics import counter
+    from .._metrics._instruments import counter
 
     if which == "dropped":
         return counter("obskit_telemetry_dropped", "Spans, log records or metric points obskit dropped "

@@ -19,8 +19,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from ._logging_pipeline import context_fields, normalize_exc_info, process, safe_str
-from ._safe import capture_internal_exceptions, report_internal_error
+from .._runtime._safe import capture_internal_exceptions, report_internal_error
+from ._pipeline import context_fields, normalize_exc_info, process, safe_str
 
 __all__ = ["SERVER_LOGGERS", "ObskitHandler", "RoutingState", "record_to_event"]
 

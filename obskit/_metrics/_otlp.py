@@ -34,9 +34,9 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from .._config import Config
+from .._runtime._safe import report_internal_error, run_bounded, telemetry_section
 from . import _multiprocess
-from ._config import Config
-from ._safe import report_internal_error, run_bounded, telemetry_section
 
 __all__ = ["Pusher", "snapshot"]
 
@@ -152,7 +152,7 @@ class Pusher:
 
     def __init__(self, config: Config, resource: Resource, exporter: Any = None) -> None:
         if exporter is None:
-            from ._export import make_exporter
+            from .._runtime._exporters import make_exporter
 
             exporter = make_exporter("metrics", config)
         self._exporter = exporter
@@ -194,7 +194,7 @@ class Pusher:
 
     def export_once(self, timeout: float) -> bool:
         """Export the current values now (serialised with the background pushes)."""
-        from ._metrics import instruments
+        from ._instruments import instruments
 
         if not self._lock.acquire(timeout=max(timeout, 0.0)):
             return False

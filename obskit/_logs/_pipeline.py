@@ -26,8 +26,8 @@ from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 from structlog.dev import ConsoleRenderer, plain_traceback
 from structlog.tracebacks import ExceptionDictTransformer
 
-from ._redact import Redactor
-from ._safe import report_internal_error
+from .._runtime._redact import Redactor
+from .._runtime._safe import report_internal_error
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext

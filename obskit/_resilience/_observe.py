@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from .._safe import report_internal_error
+from .._runtime._safe import report_internal_error
 from . import _events
 from ._call_metrics import BreakerCallMetrics, GaugeChild
 from ._collector import BreakerCollector
@@ -41,7 +41,7 @@ def get_logger() -> Any:
     """obskit's logger for this layer; plain structlog until obskit's logging is importable."""
     global _logger
     if _logger is None:
-        from .. import _logging
+        from .._logs import _api as _logging
 
         _logger = _logging.get_logger(LOGGER_NAME)
     return _logger

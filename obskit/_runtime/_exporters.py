@@ -20,8 +20,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import _self_telemetry
-from ._config import Config
+from .._config import Config
+from . import _health as _self_telemetry
 from ._safe import report_internal_error, telemetry_section
 
 __all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter", "make_exporter"]

@@ -19,11 +19,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from . import _integrations, _logging, _metrics, _tracing
 from ._config import Config, resolve
-from ._export import make_exporter
-from ._resource import build_resource
-from ._safe import capture_internal_exceptions, report_internal_error, run_bounded
+from ._logs import _api as _logging
+from ._metrics import _instruments as _metrics
+from ._runtime._exporters import make_exporter
+from ._runtime._resource import build_resource
+from ._runtime._safe import capture_internal_exceptions, report_internal_error, run_bounded
+from ._traces import _provider as _tracing
+from .integrations import _registry as _integrations
 
 __all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "shutdown"]
 
@@ -181,7 +184,7 @@ def _guarded(what: str, fn: Callable[[], Any]) -> Any:
 def _logger_provider(config: Config, resource: Resource) -> LoggerProvider:
     from opentelemetry._logs import get_logger_provider, set_logger_provider
 
-    from ._tracing import SelfMeterProvider
+    from ._traces._provider import SelfMeterProvider
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     exporter = make_exporter("logs", config) if config.exports("logs") else ConsoleLogRecordExporter()

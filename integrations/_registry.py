@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ._config import Config
+from obskit._config import Config
 
 __all__ = ["KNOWN", "DidNotEnable", "Integration", "disable_all", "enable", "enabled"]
 

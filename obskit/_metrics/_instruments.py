@@ -32,11 +32,11 @@ from prometheus_client import Counter as _PCounter  # noqa: E402
 from prometheus_client import Gauge as _PGauge  # noqa: E402
 from prometheus_client import Histogram as _PHistogram  # noqa: E402
 
-from ._config import Config  # noqa: E402
-from ._errors import MetricError  # noqa: E402
-from ._metrics_exemplar import current_exemplar  # noqa: E402
-from ._metrics_http import metrics_asgi_app, metrics_wsgi_app  # noqa: E402
-from ._safe import report_internal_error  # noqa: E402
+from .._config import Config  # noqa: E402
+from .._errors import MetricError  # noqa: E402
+from .._runtime._safe import report_internal_error  # noqa: E402
+from ._exemplar import current_exemplar  # noqa: E402
+from ._exposition import metrics_asgi_app, metrics_wsgi_app  # noqa: E402
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -79,7 +79,7 @@ def set_strict_labels(enabled: bool) -> None:
 def _max_label_sets() -> int:
     value = _settings["max_label_sets"]
     if value is None:
-        from ._config import resolve
+        from .._config import resolve
 
         value = _settings["max_label_sets"] = resolve({}).metrics_max_label_sets
     return int(value)
@@ -515,8 +515,8 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
                      "set OBSKIT_MULTIPROC_DIR in the environment before start-up (see docs/metrics.md).",
                      config.multiproc_dir)
     _multiprocess.explain_once()
-    from . import _self_telemetry
-    from ._metrics_http import serve
+    from .._runtime import _health as _self_telemetry
+    from ._exposition import serve
 
     _self_telemetry.ensure()
     server = None
@@ -524,7 +524,7 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
         server = serve(config.metrics_addr, config.metrics_port)
     pusher = None
     if config.exports("metrics"):
-        from ._metrics_otlp import Pusher
+        from ._otlp import Pusher
 
         pusher = Pusher(config, resource)
         pusher.start()
@@ -558,6 +558,6 @@ def _reset_for_tests() -> None:
     """
     _zero_all()
     _settings.update(strict=False, max_label_sets=None)
-    from . import _metrics_exemplar
+    from . import _exemplar as _metrics_exemplar
 
     _metrics_exemplar.reset()

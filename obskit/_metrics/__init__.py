@@ -1,0 +1,36 @@
+"""Metrics: instruments on prometheus-client, ``/metrics`` exposition, exemplars, multiprocess, OTLP push.
+
+Owns every metric value in the process. Recording goes only into prometheus-client; the ``/metrics``
+endpoint and the OTLP push both read those same objects, so the two outputs agree by construction.
+
+May import: ``obskit._config``, ``obskit._errors``, ``obskit._runtime``. Never the other signal packages.
+"""
+
+from ._instruments import (
+    DEFAULT_BUCKETS,
+    Counter,
+    Gauge,
+    Histogram,
+    MetricsHandle,
+    counter,
+    gauge,
+    histogram,
+    set_strict_labels,
+    start_metrics,
+)
+from ._exposition import metrics_asgi_app, metrics_wsgi_app
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "MetricsHandle",
+    "counter",
+    "gauge",
+    "histogram",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
+    "set_strict_labels",
+    "start_metrics",
+]
