@@ -22,7 +22,7 @@ from ._errors import (
     ResilienceError,
 )
 from ._logs._api import bind_context, bound_context, clear_context, get_logger, unbind_context
-from ._metrics._instruments import (
+from ._metrics import (
     Counter,
     Gauge,
     Histogram,
@@ -34,7 +34,7 @@ from ._metrics._instruments import (
 )
 from ._resilience import CircuitBreaker, CircuitState, bulkhead, circuit_breaker, retry, timeout
 from ._setup import Telemetry, force_flush, get_tracer, init, shutdown
-from ._traces._provider import span, traced
+from ._traces import span, traced
 
 __version__ = "0.1.0"
 

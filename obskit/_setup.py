@@ -10,25 +10,27 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Tracer
 
+from . import _metrics
+from . import _traces as _tracing
 from ._config import Config, resolve
 from ._logs import _api as _logging
-from ._metrics import _instruments as _metrics
-from ._runtime._exporters import make_exporter
+from ._logs import _global as _log_global
+from ._logs._otlp import build_logger_provider
+from ._runtime import _health
 from ._runtime._resource import build_resource
 from ._runtime._safe import capture_internal_exceptions, report_internal_error, run_bounded
-from ._traces import _provider as _tracing
 from .integrations import _registry as _integrations
 
-__all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "shutdown"]
+__all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "reset", "shutdown"]
 
 _log = logging.getLogger("obskit")
 
@@ -67,6 +69,14 @@ class Telemetry:
             self._closed = True
         return run_bounded(lambda: self._shutdown_all(timeout), timeout, "shutdown")
 
+    def reset(self, timeout: float = 2.0) -> None:
+        """Shut down, then put back everything obskit changed process-wide, so the next ``init()`` starts
+        from nothing (tests, notebooks). Metric definitions stay, with their values zeroed."""
+        self.shutdown(timeout)
+        if self._tracing is not None:
+            _tracing.forget(self._tracing)
+        _reset_process_state()
+
     def _flush_all(self, deadline_budget: float) -> bool:
         ok = True
         if self._tracing is not None:
@@ -91,6 +101,7 @@ class Telemetry:
         if self.logger_provider is not None:
             with capture_internal_exceptions("log export shutdown"):
                 self.logger_provider.shutdown()
+                _log_global.release(self.logger_provider)
         if self._metrics is not None:
             with capture_internal_exceptions("metrics shutdown"):
                 ok &= bool(self._metrics.shutdown(budget))
@@ -126,12 +137,19 @@ def init(
     integrations: str | list[str] | tuple[str, ...] | None = "auto",
     redact: list[str] | tuple[str, ...] = (),
     strict: bool | None = None,
+    env: Mapping[str, str] | None = None,
+    span_processors: Sequence[SpanProcessor] = (),
+    id_generator: IdGenerator | None = None,
 ) -> Telemetry:
     """Set up traces, logs and metrics in one call. Every argument also comes from the environment.
 
     Precedence is argument > ``OBSKIT_*`` > ``OTEL_*`` > default; ``docs/configuration.md`` lists them
     all. A bad value warns (naming the option and what it accepts) and falls back to the default, or
     raises :class:`obskit.ConfigError` under ``strict``. A second call warns and changes nothing.
+
+    ``env`` replaces ``os.environ`` as the source of ``OBSKIT_*``/``OTEL_*`` settings (a test passes a
+    filtered copy). ``span_processors`` are added beside obskit's exporter (an in-memory exporter in
+    tests); ``id_generator`` fixes trace and span ids for deterministic tests.
     """
     global _current, _atexit_registered
     args: dict[str, Any] = {
@@ -149,18 +167,20 @@ def init(
             _log.warning("obskit.init() was called again; keeping the first configuration (call "
                          "obskit.shutdown() first to start over)")
             return _current
-        config = resolve(args)  # raises ConfigError only under strict
+        config = resolve(args, env)  # raises ConfigError only under strict
         resource = _guarded("resource", lambda: build_resource(config)) or Resource.create(
             {"service.name": config.service_name})
         tel = Telemetry(config, resource)
         # Logging first, so that whatever the later steps report is already rendered by obskit.
         if config.logs and not config.disabled and config.logs_exporter != "none" and (
                 config.exports("logs") or config.logs_exporter == "console"):
-            tel.logger_provider = _guarded("log export setup", lambda: _logger_provider(config, resource))
+            tel.logger_provider = _guarded("log export setup",
+                                           lambda: build_logger_provider(config, resource))
         if config.logs:
             tel._logging = _guarded("logging setup", lambda: _logging.configure_logging(
                 config, logger_provider=tel.logger_provider))
-        tel._tracing = _guarded("tracing setup", lambda: _tracing.setup_tracing(config, resource))
+        tel._tracing = _guarded("tracing setup", lambda: _tracing.setup_tracing(
+            config, resource, span_processors=span_processors, id_generator=id_generator))
         if config.metrics:
             tel._metrics = _guarded("metrics setup", lambda: _metrics.start_metrics(config, resource))
         tel.integrations = _guarded("integrations", lambda: _integrations.enable(config)) or []
@@ -181,20 +201,6 @@ def _guarded(what: str, fn: Callable[[], Any]) -> Any:
         return None
 
 
-def _logger_provider(config: Config, resource: Resource) -> LoggerProvider:
-    from opentelemetry._logs import get_logger_provider, set_logger_provider
-
-    from ._traces._provider import SelfMeterProvider
-
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    exporter = make_exporter("logs", config) if config.exports("logs") else ConsoleLogRecordExporter()
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(exporter, meter_provider=SelfMeterProvider("logs")))
-    if not isinstance(get_logger_provider(), LoggerProvider):
-        set_logger_provider(provider)
-    return provider
-
-
 def shutdown(timeout: float = 5.0) -> bool:
     """Flush and stop what ``init()`` started; returns within ``timeout`` seconds. Safe to call twice."""
     global _current
@@ -204,8 +210,30 @@ def shutdown(timeout: float = 5.0) -> bool:
         return True
     ok = tel.shutdown(timeout)
     if tel._tracing is not None:
-        _tracing._forget(tel._tracing)
+        _tracing.forget(tel._tracing)
     return ok
+
+
+def reset(timeout: float = 2.0) -> None:
+    """Shut obskit down and put back everything it changed process-wide: the next ``init()`` starts fresh.
+
+    Works with or without a live ``Telemetry`` (see :meth:`Telemetry.reset`).
+    """
+    global _current
+    with _init_lock:
+        tel, _current = _current, None
+    if tel is not None:
+        tel.reset(timeout)
+    else:
+        _reset_process_state()
+
+
+def _reset_process_state() -> None:
+    """Each process-wide piece obskit installs, reset by its owner (named here, not searched for)."""
+    for what, fn in (("integrations reset", _integrations.disable_all), ("logging reset", _logging.reset),
+                     ("tracing reset", _tracing.reset), ("metrics reset", _metrics.reset),
+                     ("health reset", _health.reset)):
+        _guarded(what, fn)
 
 
 def force_flush(timeout: float = 5.0) -> bool:

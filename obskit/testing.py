@@ -78,72 +78,49 @@ class Capture:
 
 
 def reset() -> None:
-    """Shut obskit down and put every global it touched back, so the next ``init()`` starts fresh.
+    """Shut obskit down and put back everything it changed process-wide, so the next ``init()`` starts fresh.
 
-    OpenTelemetry lets a global provider be set only once per process; tests need it again.
+    The same as ``Telemetry.reset()``: OpenTelemetry's globals are left alone (obskit's own global provider
+    is simply pointed at nothing until the next ``init()``).
     """
-    from opentelemetry import trace
-    from opentelemetry.util._once import Once
+    from . import _setup
 
-    from . import _setup as _telemetry
-    from ._logs import _api as _logging
-    from ._metrics import _instruments as _metrics
-    from .integrations import _registry as _integrations
+    _setup.reset(timeout=2.0)
 
-    _telemetry.shutdown(timeout=2.0)
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
-    try:
-        import opentelemetry._logs._internal as logs_api
 
-        logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
-        logs_api._LOGGER_PROVIDER = None
-    except (ImportError, AttributeError):
-        pass
-    for module in (_logging, _metrics, _integrations):
-        fn = getattr(module, "_reset_for_tests", None)
-        if fn is not None:
-            fn()
+# Settings that would make a test send data out of the process: hidden from init() in capture().
+_LEAVES_PROCESS = ("OTEL_EXPORTER_OTLP_", "OBSKIT_OTLP_", "OBSKIT_METRICS_PORT")
 
 
 @contextlib.contextmanager
 def capture(**init_kwargs: Any) -> Iterator[Capture]:
     """``with capture(**init_kwargs) as cap:``: obskit with in-memory sinks for the block, reset after it.
 
-    ``init_kwargs`` go to ``init()`` (e.g. ``integrations=["requests"]``, ``redact=["ssn"]``).
+    ``init_kwargs`` go to ``init()`` (e.g. ``integrations=["requests"]``, ``redact=["ssn"]``). Settings
+    from the environment apply, except endpoints and the metrics port: nothing leaves the process.
     """
+    import os
+
     import obskit
 
-    from ._metrics import _instruments as _metrics
+    from . import _metrics
+    from ._traces import RedactingSpanExporter
 
     reset()
     stream = io.StringIO()
+    spans = InMemorySpanExporter()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAVES_PROCESS)}
     kwargs: dict[str, Any] = {"service_name": "test", "otlp_endpoint": None, "metrics_port": None,
                               "integrations": "none", **init_kwargs}
-    kwargs.update(log_format="json", log_stream=stream)
-    # Nothing may leave the process: hide endpoint and port variables from init() (then put them back).
-    import os
-
-    hidden = {k: os.environ.pop(k) for k in list(os.environ)
-              if k.startswith(("OTEL_EXPORTER_OTLP_", "OBSKIT_OTLP_")) or k == "OBSKIT_METRICS_PORT"}
-    try:
-        tel = obskit.init(**kwargs)
-    finally:
-        os.environ.update(hidden)
-    from ._traces._provider import RedactingSpanExporter
-
-    spans = InMemorySpanExporter()
-    if tel.tracer_provider is not None:
-        # Through the same redaction as obskit's exporters, so tests see what would leave the process.
-        tel.tracer_provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(spans)))
-    set_strict = getattr(_metrics, "set_strict_labels", None)
-    if set_strict is not None:
-        set_strict(True)
+    # Spans go through the same redaction as obskit's exporters, so tests see what would leave the process.
+    kwargs.update(log_format="json", log_stream=stream, env=env,
+                  span_processors=[SimpleSpanProcessor(RedactingSpanExporter(spans))])
+    obskit.init(**kwargs)
+    _metrics.set_strict_labels(True)
     try:
         yield Capture(spans, stream)
     finally:
-        if set_strict is not None:
-            set_strict(False)
+        _metrics.set_strict_labels(False)
         reset()
 
 

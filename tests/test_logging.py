@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from obskit._config import resolve
 from obskit._logs._api import (
     BoundLogger,
-    _reset_for_tests,
     bind_context,
     bound_context,
     clear_context,
@@ -27,6 +26,7 @@ from obskit._logs._api import (
     get_logger,
     unbind_context,
 )
+from obskit._logs._api import reset as reset_logging
 from obskit._logs._stdlib import ObskitHandler
 from obskit._runtime._redact import DEFAULT_KEYS
 
@@ -35,10 +35,10 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
-    _reset_for_tests()
+    reset_logging()
     clear_context()
     yield
-    _reset_for_tests()
+    reset_logging()
     clear_context()
 
 
@@ -222,7 +222,7 @@ def test_server_loggers_lose_console_handlers_and_propagate() -> None:
     access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/x", "1.1", 200)
     (line,) = lines(out)
     assert line["logger"] == "uvicorn.access" and line["status_code"] == 200 and line["path"] == "/x"
-    _reset_for_tests()
+    reset_logging()
     assert console in access.handlers and not access.propagate
     access.removeHandler(console)
     access.propagate = True
@@ -237,7 +237,7 @@ def test_console_handlers_on_root_are_replaced_and_restored() -> None:
     try:
         setup(log_level="DEBUG")
         assert prior not in root.handlers and root.level == logging.DEBUG
-        _reset_for_tests()
+        reset_logging()
         assert prior in root.handlers and root.level == level and not our_handlers()
     finally:
         root.removeHandler(prior)
@@ -251,7 +251,7 @@ def test_uvicorn_reconfiguring_its_loggers_is_repaired() -> None:
     uvicorn.config.Config(app="x:y").configure_logging()  # dictConfig with uvicorn's console handlers
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 1)
     assert [x["event"] for x in lines(out)] == ["Started server process [1]"]
-    _reset_for_tests()
+    reset_logging()
     assert not getattr(uvicorn.config.Config.configure_logging, "__obskit_wrapped__", False)
 
 
@@ -291,7 +291,7 @@ def test_gunicorn_logger_setup_is_adopted() -> None:
     glog.error("worker %s booted", 7)
     assert logging.getLogger("gunicorn.error").propagate
     assert [x["event"] for x in lines(out)] == ["worker 7 booted"]
-    _reset_for_tests()
+    reset_logging()
     for name in ("gunicorn.error", "gunicorn.access"):
         lg = logging.getLogger(name)
         for h in list(lg.handlers):

@@ -19,16 +19,17 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from obskit._config import resolve
-from obskit._logs._api import _reset_for_tests, configure_logging, get_logger
+from obskit._logs._api import configure_logging, get_logger
+from obskit._logs._api import reset as reset_logging
 from obskit._logs._otlp import coerce_attribute, severity
 from obskit._runtime._safe import telemetry_section
 
 
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
-    _reset_for_tests()
+    reset_logging()
     yield
-    _reset_for_tests()
+    reset_logging()
 
 
 class Setup:

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from obskit import MetricError
 from obskit._metrics import _instruments as _metrics
+from obskit._metrics import _self
 from obskit._metrics._exposition import render
 from obskit._metrics._instruments import counter, gauge, histogram, set_strict_labels
 from obskit._runtime import _health as _self_telemetry
@@ -21,9 +22,9 @@ from obskit._runtime import _health as _self_telemetry
 
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
-    _metrics._reset_for_tests()
+    _metrics.reset()
     yield
-    _metrics._reset_for_tests()
+    _metrics.reset()
 
 
 def value(name: str, **labels: str) -> float | None:
@@ -278,7 +279,7 @@ def test_exemplar_follows_the_current_span() -> None:
 
 def test_self_telemetry_counters() -> None:
     """Drops and export failures are counted per signal, with zero series from the start."""
-    _self_telemetry.ensure()
+    _self.install()
     assert value("obskit_telemetry_dropped_total", signal="logs") == 0
     _self_telemetry.record_dropped("traces", 5)
     _self_telemetry.record_export_failure("metrics")
@@ -292,7 +293,7 @@ def test_reset_keeps_module_level_instruments_working() -> None:
     c.inc(k="a")
     plain = counter("t_reset_plain")
     plain.inc(2)
-    _metrics._reset_for_tests()
+    _metrics.reset()
     assert value("t_reset_total", k="a") is None
     c.inc(k="a")
     plain.inc()

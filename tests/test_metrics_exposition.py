@@ -17,16 +17,16 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from obskit._config import resolve
 from obskit._metrics import _instruments as _metrics
-from obskit._metrics._instruments import counter, histogram, metrics_asgi_app, metrics_wsgi_app, start_metrics
+from obskit._metrics import counter, histogram, metrics_asgi_app, metrics_wsgi_app, start_metrics
 
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
-    _metrics._reset_for_tests()
+    _metrics.reset()
     yield
-    _metrics._reset_for_tests()
+    _metrics.reset()
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ POPULATE = """
 import sys
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from obskit._runtime import _health as _self_telemetry
+from obskit._metrics import _self
 from obskit._metrics import counter, gauge, histogram
 from obskit._metrics._exposition import render
 
@@ -131,7 +131,7 @@ gauge("queue_depth", "Items waiting", labels=["queue"]).set(3, queue="payments")
 with TracerProvider(sampler=ALWAYS_ON).get_tracer("t").start_as_current_span("s"):
     h.observe(0.25, provider="acme")
     c.inc(2, status="failed")
-_self_telemetry.ensure()
+_self.install()
 sys.stdout.write(render()[0].decode())
 """
 

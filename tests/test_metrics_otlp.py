@@ -17,16 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from obskit._config import resolve
 from obskit._metrics import _instruments as _metrics
-from obskit._metrics._instruments import counter, gauge, histogram, start_metrics
+from obskit._metrics import counter, gauge, histogram, start_metrics
 
 CUMULATIVE = metrics_pb2.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 
 
 @pytest.fixture(autouse=True)
 def _clean() -> Iterator[None]:
-    _metrics._reset_for_tests()
+    _metrics.reset()
     yield
-    _metrics._reset_for_tests()
+    _metrics.reset()
 
 
 def _start(rx: OTLPReceiver, interval_ms: str = "60000") -> Any:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from obskit._config import resolve
 from obskit._metrics import _instruments as _metrics
-from obskit._metrics._instruments import counter, histogram, start_metrics
+from obskit._metrics import counter, histogram, start_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def scraped(tmp_path: Path) -> Iterator[tuple[str, int]]:
     binary = shutil.which("prometheus")
     require(binary is not None, "prometheus not installed (Debian package 'prometheus')")
     assert binary is not None
-    _metrics._reset_for_tests()
+    _metrics.reset()
     handle = start_metrics(resolve({"metrics_port": 0}, environ={}), Resource.create({}))
     assert handle is not None and handle.port
     config = tmp_path / "prometheus.yml"
@@ -72,7 +72,7 @@ def scraped(tmp_path: Path) -> Iterator[tuple[str, int]]:
             proc.kill()
             proc.wait(5)
         handle.shutdown(5)
-        _metrics._reset_for_tests()
+        _metrics.reset()
 
 
 def wait_query(base: str, query: str, want: float, timeout: float = 60) -> list[Any]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import io
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry import baggage, propagate, trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 import obskit
@@ -285,15 +288,29 @@ def test_second_init_warns_and_changes_nothing(fresh: None) -> None:
     assert "called again" in stream.getvalue()
 
 
-def test_existing_tracer_provider_is_reused(fresh: None) -> None:
-    """A TracerProvider installed by someone else is joined, not replaced."""
-    theirs = TracerProvider()
-    trace.set_tracer_provider(theirs)
-    stream = io.StringIO()
-    tel = obskit.init(service_name="s", log_format="json", log_stream=stream, integrations="none")
-    assert tel.tracer_provider is theirs
-    assert trace.get_tracer_provider() is theirs
-    assert stream.getvalue().count("already installed") == 1
+def test_existing_tracer_provider_is_reused() -> None:
+    """A TracerProvider installed by someone else is joined, not replaced.
+
+    In a fresh interpreter: OpenTelemetry's global can be set once per process, and obskit's tests must not
+    reach into its private globals to undo that.
+    """
+    code = textwrap.dedent("""
+        import io
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        import obskit
+        theirs = TracerProvider()
+        trace.set_tracer_provider(theirs)
+        stream = io.StringIO()
+        tel = obskit.init(service_name="s", log_format="json", log_stream=stream, integrations="none")
+        assert tel.tracer_provider is theirs
+        assert trace.get_tracer_provider() is theirs
+        assert stream.getvalue().count("already installed") == 1, stream.getvalue()
+        print("joined")
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_"))}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "joined", proc.stdout + proc.stderr
 
 
 def test_disabled_sdk_makes_spans_no_ops(fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -326,7 +326,7 @@ def configure_logging(config: Config, *, logger_provider: LoggerProvider | None 
     return _active
 
 
-def _reset_for_tests() -> None:
+def reset() -> None:
     """Back to "never configured": stdlib logging and structlog restored, pre-init settings."""
     global _active
     if _active is not None:

@@ -26,6 +26,7 @@ from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 from structlog.dev import ConsoleRenderer, plain_traceback
 from structlog.tracebacks import ExceptionDictTransformer
 
+from .._runtime import _fork
 from .._runtime._redact import Redactor
 from .._runtime._safe import report_internal_error
 
@@ -316,13 +317,11 @@ def _new_lock_in_child() -> None:
     _write_lock = threading.RLock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
-
-
 def set_state(state: State) -> None:
     global STATE
     STATE = state
+    _fork.register("log write lock", after_in_child=_new_lock_in_child)
+
 
 
 # --- the path ------------------------------------------------------------------------------------------

@@ -6,19 +6,19 @@ endpoint and the OTLP push both read those same objects, so the two outputs agre
 May import: ``obskit._config``, ``obskit._errors``, ``obskit._runtime``. Never the other signal packages.
 """
 
+from ._exposition import metrics_asgi_app, metrics_wsgi_app
 from ._instruments import (
     DEFAULT_BUCKETS,
     Counter,
     Gauge,
     Histogram,
-    MetricsHandle,
     counter,
     gauge,
     histogram,
+    reset,
     set_strict_labels,
-    start_metrics,
 )
-from ._exposition import metrics_asgi_app, metrics_wsgi_app
+from ._start import MetricsHandle, start_metrics
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -31,6 +31,7 @@ __all__ = [
     "histogram",
     "metrics_asgi_app",
     "metrics_wsgi_app",
+    "reset",
     "set_strict_labels",
     "start_metrics",
 ]

@@ -23,34 +23,23 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
+from prometheus_client import Counter as _PCounter
+from prometheus_client import Gauge as _PGauge
+from prometheus_client import Histogram as _PHistogram
+
+from .._errors import MetricError
 from . import _multiprocess
-
-_multiprocess.prepare_from_env()  # decide the mode before any metric value is constructed
-
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from prometheus_client import Counter as _PCounter  # noqa: E402
-from prometheus_client import Gauge as _PGauge  # noqa: E402
-from prometheus_client import Histogram as _PHistogram  # noqa: E402
-
-from .._config import Config  # noqa: E402
-from .._errors import MetricError  # noqa: E402
-from .._runtime._safe import report_internal_error  # noqa: E402
-from ._exemplar import current_exemplar  # noqa: E402
-from ._exposition import metrics_asgi_app, metrics_wsgi_app  # noqa: E402
+from ._exemplar import current_exemplar
 
 __all__ = [
     "DEFAULT_BUCKETS",
     "Counter",
     "Gauge",
     "Histogram",
-    "MetricsHandle",
     "counter",
     "gauge",
     "histogram",
-    "metrics_asgi_app",
-    "metrics_wsgi_app",
     "set_strict_labels",
-    "start_metrics",
 ]
 
 _log = logging.getLogger("obskit.metrics")
@@ -415,6 +404,7 @@ def _define(kind: str, name: str, documentation: str, labels: Any, unit: str,
         if existing is not None:
             existing._same(kind, labelnames, unit, bounds)
             return existing
+        _multiprocess.ensure_prepared()  # decide the mode before the first metric value is constructed
         doc = documentation or base.replace("_", " ")
         try:
             if kind == "counter":
@@ -466,71 +456,6 @@ def _overflow_counter() -> Counter:
     return _overflow_inst[0]
 
 
-class MetricsHandle:
-    """What ``start_metrics`` started: the ``/metrics`` server and the OTLP push. Stops them, bounded."""
-
-    def __init__(self, server: Any = None, pusher: Any = None) -> None:
-        self.server = server
-        self.pusher = pusher
-
-    @property
-    def port(self) -> int | None:
-        """The port ``/metrics`` is served on (useful with ``metrics_port=0``)."""
-        return None if self.server is None else int(self.server.port)
-
-    def force_flush(self, timeout: float) -> bool:
-        """Push the current values over OTLP now; False if that failed or took longer than ``timeout``."""
-        try:
-            return True if self.pusher is None else bool(self.pusher.force_flush(timeout))
-        except Exception as exc:
-            report_internal_error("metrics force_flush", exc)
-            return False
-
-    def shutdown(self, timeout: float) -> bool:
-        """Stop the server, push a last time and stop the pusher, all within ``timeout`` seconds."""
-        deadline = time.monotonic() + max(timeout, 0.0)
-        ok = True
-        try:
-            if self.server is not None:
-                self.server.stop()
-                self.server = None
-            if self.pusher is not None:
-                ok = bool(self.pusher.shutdown(max(deadline - time.monotonic(), 0.0)))
-                self.pusher = None
-        except Exception as exc:
-            report_internal_error("metrics shutdown", exc)
-            return False
-        return ok
-
-
-def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
-    """Called once by ``obskit.init()``: apply settings, serve ``/metrics``, start the OTLP push."""
-    _settings["max_label_sets"] = config.metrics_max_label_sets
-    if config.strict:
-        set_strict_labels(True)
-    if not config.metrics:
-        return None
-    if config.multiproc_dir and not _multiprocess.enabled():
-        _log.warning("obskit: the multiprocess directory %s was configured after obskit was imported; "
-                     "set OBSKIT_MULTIPROC_DIR in the environment before start-up (see docs/metrics.md).",
-                     config.multiproc_dir)
-    _multiprocess.explain_once()
-    from .._runtime import _health as _self_telemetry
-    from ._exposition import serve
-
-    _self_telemetry.ensure()
-    server = None
-    if config.metrics_port is not None:
-        server = serve(config.metrics_addr, config.metrics_port)
-    pusher = None
-    if config.exports("metrics"):
-        from ._otlp import Pusher
-
-        pusher = Pusher(config, resource)
-        pusher.start()
-    return MetricsHandle(server, pusher)
-
-
 def _zero_all() -> None:
     """Give every instrument fresh values built by the current value class; definitions stay."""
     global generation
@@ -550,7 +475,7 @@ def _zero_all() -> None:
                     inst._cache[()] = inst._children[()] = inst._prom
 
 
-def _reset_for_tests() -> None:
+def reset() -> None:
     """Zero every instrument and forget settings and warnings.
 
     Definitions stay registered, so instruments an application created at import keep working (and stay

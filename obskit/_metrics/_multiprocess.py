@@ -39,6 +39,7 @@ __all__ = [
     "compact_dead",
     "directory",
     "enabled",
+    "ensure_prepared",
     "env_directory",
     "mark_dead",
     "prepare_from_env",
@@ -53,7 +54,7 @@ _ENV_VARS = next(o for o in OPTIONS if o.name == "multiproc_dir").variables
 # Files whose values must survive their process (prometheus-client keeps them; we merge them).
 _ARCHIVED = ("counter", "histogram", "summary")
 
-_state: dict[str, Any] = {"dir": None, "explained": False}
+_state: dict[str, Any] = {"dir": None, "explained": False, "prepared": False}
 
 
 def directory() -> str | None:
@@ -139,8 +140,19 @@ def _owner() -> int:
     return os.getpid()
 
 
+def ensure_prepared() -> None:
+    """Once per process, before the first metric value exists: :func:`prepare_from_env`.
+
+    Called by ``init()`` and by the first metric definition, never at import: ``import obskit`` touches no
+    file.
+    """
+    if not _state["prepared"]:
+        _state["prepared"] = True
+        prepare_from_env()
+
+
 def prepare_from_env() -> str | None:
-    """At import: if a multiprocess directory is configured, create/wipe it (once per run) and switch mode.
+    """If a multiprocess directory is configured, create/wipe it (once per run) and switch mode.
 
     Never raises: an unusable directory is reported and metrics stay per process.
     """

@@ -13,7 +13,6 @@ import os
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +34,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from .._config import Config
+from .._runtime import _fork
 from .._runtime._safe import report_internal_error, run_bounded, telemetry_section
 from . import _multiprocess
 
@@ -135,18 +135,6 @@ def _process_resource(resource: Resource, renew: bool) -> Resource:
     return resource.merge(Resource(attrs))
 
 
-_pushers: weakref.WeakSet[Pusher] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for pusher in list(_pushers):
-        pusher._forked()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class Pusher:
     """A daemon thread exporting a snapshot every ``metric_export_interval`` seconds."""
 
@@ -164,7 +152,8 @@ class Pusher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
-        _pushers.add(self)
+        self._fork_name = f"metrics push {id(self)}"
+        _fork.register(self._fork_name, after_in_child=self._forked)
 
     @property
     def resource(self) -> Resource:
@@ -228,5 +217,5 @@ class Pusher:
         except Exception as exc:
             report_internal_error("metrics exporter shutdown", exc)
             ok = False
-        _pushers.discard(self)
+        _fork.unregister(self._fork_name)
         return ok

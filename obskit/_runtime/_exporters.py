@@ -11,7 +11,6 @@ recursion the OTel logging handler is known for).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._config import Config
+from . import _fork
 from . import _health as _self_telemetry
 from ._safe import report_internal_error, telemetry_section
 
@@ -56,25 +56,35 @@ def _new_otlp(signal: Signal, config: Config) -> Any:
 class _Guard:
     """Shared behaviour: never raise, count failures, mark the thread as inside telemetry.
 
-    The real exporter is built lazily and again in each process: a gRPC channel or HTTP session made
-    before a fork (gunicorn ``--preload``) is broken in the child, so a forked worker gets its own.
+    The real exporter is built here, in ``init()``: built lazily on the batch thread, its first export
+    would import gRPC and open the channel while the application fills the queue, and a burst would drop.
+    After a fork it is rebuilt lazily in the child: a gRPC channel or HTTP session made before a fork
+    (gunicorn ``--preload``) is broken there, so a forked worker gets its own.
     """
 
     signal: Signal
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
-        self._inner: Any = None
-        self._pid = -1
         self._lock = threading.Lock()
+        self._inner: Any = None
+        try:
+            with telemetry_section():
+                self._inner = factory()
+        except Exception as exc:  # retried on first use
+            report_internal_error(f"{self.signal} exporter", exc)
+        _fork.register(f"{self.signal} exporter {id(self)}", after_in_child=self._forget_in_child)
+
+    def _forget_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._inner = None
 
     @property
     def inner(self) -> Any:
-        if self._pid != os.getpid() or self._inner is None:
+        if self._inner is None:
             with self._lock:
-                if self._pid != os.getpid() or self._inner is None:
+                if self._inner is None:
                     self._inner = self._factory()
-                    self._pid = os.getpid()
         return self._inner
 
     def _call(self, fn_name: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
@@ -93,8 +103,8 @@ class _Guard:
         return result
 
     def _shutdown(self, **kwargs: Any) -> None:
-        if self._inner is None or self._pid != os.getpid():
-            return  # nothing was ever exported from this process: no channel to close
+        if self._inner is None:
+            return  # nothing was built in this process: no channel to close
         try:
             with telemetry_section():
                 self.inner.shutdown(**kwargs)

@@ -19,7 +19,8 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 from obskit._config import resolve
-from obskit._logs._api import _reset_for_tests, configure_logging, get_logger
+from obskit._logs._api import configure_logging, get_logger
+from obskit._logs._api import reset as reset_logging
 
 
 class _Discard:
@@ -45,7 +46,7 @@ def _time_per_op(fn: Callable[[], None], n: int) -> float:
 def run(n: int = 50_000, rounds: int = 5) -> dict[str, Any]:
     """Measure both variants; returns ns per line for each and the ratio obskit / structlog."""
     sink = _Discard()
-    _reset_for_tests()
+    reset_logging()
     handle = configure_logging(
         resolve({"log_format": "json", "log_stream": sink, "service_name": "bench"}), logger_provider=None
     )
@@ -83,7 +84,7 @@ def run(n: int = 50_000, rounds: int = 5) -> dict[str, Any]:
                 best_c = min(best_c, _time_per_op(stdlib_line, n))
     finally:
         handle.unconfigure()
-        _reset_for_tests()
+        reset_logging()
     return {
         "n": n,
         "obskit_ns": best_a,

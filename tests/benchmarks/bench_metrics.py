@@ -28,7 +28,7 @@ def _time(fn: Callable[[], None], n: int) -> float:
 
 def run(n: int = 200_000, rounds: int = 5) -> dict[str, float]:
     """ns per call for every case (best of ``rounds``), plus the ratios the targets are stated in."""
-    _metrics._reset_for_tests()
+    _metrics.reset()
     registry = prometheus_client.CollectorRegistry()
     p_counter = prometheus_client.Counter("bench_p", "p", ["status", "region"], registry=registry)
     p_hist = prometheus_client.Histogram("bench_ph", "p", ["provider"], registry=registry)
@@ -96,7 +96,7 @@ def run(n: int = 200_000, rounds: int = 5) -> dict[str, float]:
     out["histogram_otel_over_obskit"] = best["histogram_otel_sdk"] / best["histogram_obskit"]
     out["exemplar_over_plain"] = best["histogram_obskit_exemplar"] / best["histogram_obskit"]
     out["counter_exemplar_over_plain"] = best["counter_obskit_exemplar"] / best["counter_obskit"]
-    _metrics._reset_for_tests()
+    _metrics.reset()
     return out
 
 
