@@ -1,123 +1,124 @@
-"""Integrations: hooks into libraries, each enabled only when the library (and its hook) can be imported.
+"""The registry: finds every integration module in ``obskit.integrations`` and switches them on and off.
 
-``integrations="auto"`` enables every known integration whose imports succeed; a list names them; "none"
-enables nothing. A named integration that cannot be enabled is reported once with the extra to install.
+There is no hand-kept list: each public module of the package (``integrations/<name>.py``) is an integration
+and declares one :class:`~obskit.integrations._contract.Integration` as ``INTEGRATION``. Reading the
+declarations imports obskit's own modules only; the libraries they instrument are imported when an
+integration is switched on, and only after its ``requires`` are found installed.
 
-Enabling is idempotent: a library already instrumented (by an earlier ``init()``, or by the application
-itself before ``init()``) is left alone, and only what obskit switched on is switched off again by
-:func:`disable_all`, so the application's own instrumentation survives obskit's shutdown in tests.
+``integrations="auto"`` enables every integration that has a ``setup`` and whose requirements are met; a
+list names them; "none" enables nothing. A named integration that cannot be enabled is reported once with
+the extra to install. Enabling is idempotent: a library already instrumented (by an earlier ``init()``, or
+by the application itself before ``init()``) is left alone, and only what obskit switched on is switched
+off again by :func:`disable_all`, so the application's own instrumentation survives obskit's shutdown.
+
+The log router (``obskit._logs._stdlib``) reads the loggers and re-configure hooks every integration
+declares from here: the registry hands :func:`declarations` to it when this module is imported, so the
+logging layer never imports the integrations.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import pkgutil
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
+from obskit.integrations._contract import DidNotEnable, Integration, ReconfigureHook, Teardown, check_requires
+from obskit.integrations._contract import discovering as _discovering
 from opentelemetry import trace
 
 from obskit._config import Config
+from obskit._logs import _stdlib
+from obskit._runtime import _fork
 
-__all__ = ["KNOWN", "DidNotEnable", "Integration", "disable_all", "enable", "enabled"]
+__all__ = [
+    "DidNotEnable",
+    "Integration",
+    "after_fork",
+    "declarations",
+    "disable_all",
+    "enable",
+    "enabled",
+    "get",
+    "integrations",
+    "names",
+    "owned_loggers",
+    "reconfigure_targets",
+]
 
 _log = logging.getLogger("obskit")
+PACKAGE = "obskit.integrations"
 
-Teardown = Callable[[], None]
-
-
-class DidNotEnable(Exception):
-    """An integration's library or hook is not importable: skip it (and say so if it was asked for)."""
-
-
-@dataclass(frozen=True)
-class Integration:
-    """One hook: ``name`` (what users list), the extra that installs it, and how to switch it on.
-
-    ``setup`` returns how to switch it off again, or None when it was already on and is not obskit's to undo.
-    """
-
-    name: str
-    extra: str
-    setup: Callable[[Config], Teardown | None]
-
-
-def _import(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise DidNotEnable(str(exc)) from None
-
-
-def _otel_contrib(library: str, module: str, cls: str, **kwargs: Any) -> Callable[[Config], Teardown | None]:
-    """An OpenTelemetry contrib instrumentor for ``library`` (its instrumentor is a per-class singleton)."""
-
-    def setup(config: Config) -> Teardown | None:
-        _import(library)
-        instrumentor = getattr(_import(module), cls)()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            return None
-        from opentelemetry.instrumentation.dependencies import DependencyConflictError
-
-        try:
-            # Without raise_exception_on_conflict a version mismatch logs an error and silently does nothing.
-            instrumentor.instrument(raise_exception_on_conflict=True, **kwargs)
-        except DependencyConflictError as exc:
-            raise DidNotEnable(str(exc)) from None
-        return lambda: instrumentor.uninstrument()
-
-    return setup
-
-
-def _psycopg(config: Config) -> Teardown | None:
-    _import("psycopg")
-    hook = _import("obskit.integrations.psycopg")
-    return hook.uninstrument if hook.instrument() else None
-
-
-def _starlette_hook(library: str) -> Callable[[Config], Teardown | None]:
-    """ObskitASGIMiddleware outermost in every Starlette app (FastAPI included), created before or after."""
-
-    def setup(config: Config) -> Teardown | None:
-        _import(library)
-        hook = _import("obskit.integrations.asgi")
-        return hook.uninstrument_starlette if hook.instrument_starlette() else None
-
-    return setup
-
-
-KNOWN: dict[str, Integration] = {
-    i.name: i
-    for i in (
-        Integration("requests", "requests", _otel_contrib(
-            "requests", "opentelemetry.instrumentation.requests", "RequestsInstrumentor")),
-        Integration("httpx", "httpx",
-                    _otel_contrib("httpx", "opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor")),
-        Integration("redis", "redis",
-                    _otel_contrib("redis", "opentelemetry.instrumentation.redis", "RedisInstrumentor")),
-        Integration("psycopg", "psycopg", _psycopg),
-        # FastAPI apps are Starlette apps: both names install the same hook, under the user's extra.
-        Integration("starlette", "starlette", _starlette_hook("starlette")),
-        Integration("fastapi", "fastapi", _starlette_hook("fastapi")),
-    )
-}
-
-# Names people try that are not switched on by init(): say what to do instead of "unknown".
-_WRAPPERS = {
-    "asgi": "wrap the app: obskit.integrations.asgi.ObskitASGIMiddleware(app)",
-    "wsgi": "wrap the app: obskit.integrations.wsgi.ObskitWSGIMiddleware(app)",
-    "flask": "app.wsgi_app = obskit.integrations.wsgi.ObskitWSGIMiddleware(app.wsgi_app)",
-    "django": "wrap get_wsgi_application() / get_asgi_application() in obskit.integrations.wsgi / .asgi",
-    "gunicorn": "gunicorn -c python:obskit.integrations.gunicorn app:app",
-}
-
-_lock = threading.Lock()
+_lock = threading.RLock()
+_found: dict[str, Integration] = {}
+_found_in: tuple[str, ...] | None = None  # the package path the declarations were read from
 _enabled: dict[str, Teardown | None] = {}
 # The global tracer provider when the integrations above were enabled: instrumentors keep the tracer they
 # took from it, so if it has been replaced since (tests resetting obskit), they must be enabled afresh.
 _provider: object | None = None
+_fork_hook = False
+
+
+def _discover() -> dict[str, Integration]:
+    """Every integration in the package, by name, in module order; read once per package path."""
+    global _found, _found_in
+    package = importlib.import_module(PACKAGE)
+    where = tuple(package.__path__)
+    with _lock:
+        if _found_in == where:
+            return _found
+        found: dict[str, Integration] = {}
+        with _discovering():
+            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+                if info.name.startswith("_"):
+                    continue
+                try:
+                    declared = getattr(importlib.import_module(f"{PACKAGE}.{info.name}"), "INTEGRATION", None)
+                except Exception as exc:
+                    _log.warning("obskit: integration module %r cannot be read: %s: %s", info.name,
+                                 type(exc).__name__, exc)
+                    continue
+                if not isinstance(declared, Integration):
+                    _log.warning("obskit: integration module %r declares no INTEGRATION", info.name)
+                    continue
+                found[declared.name] = declared
+        _found, _found_in = found, where
+        return found
+
+
+def integrations() -> dict[str, Integration]:
+    """Every integration the package holds, by name (a copy)."""
+    return dict(_discover())
+
+
+def names() -> list[str]:
+    """The names users can list, sorted."""
+    return sorted(_discover())
+
+
+def get(name: str) -> Integration | None:
+    """The integration called ``name``, or None."""
+    return _discover().get(name)
+
+
+def owned_loggers() -> tuple[str, ...]:
+    """Every logger an integration declares, in declaration order, each once: what the log router adopts."""
+    return tuple(dict.fromkeys(lg for i in _discover().values() for lg in i.loggers))
+
+
+def reconfigure_targets() -> tuple[ReconfigureHook, ...]:
+    """Every ``(module, class, method)`` a server calls to re-apply its logging config, each once."""
+    return tuple(dict.fromkeys(h for i in _discover().values() for h in i.reconfigure_hooks))
+
+
+def declarations() -> tuple[tuple[str, ...], tuple[ReconfigureHook, ...]]:
+    """(loggers, re-configure hooks) for the log router."""
+    return owned_loggers(), reconfigure_targets()
+
+
+def _aliases(found: Iterable[Integration]) -> dict[str, str]:
+    return {alias: hint for i in found for alias, hint in i.aliases.items()}
 
 
 def enable(config: Config) -> list[str]:
@@ -129,37 +130,58 @@ def enable(config: Config) -> list[str]:
     choice = config.integrations
     if choice == "none" or config.disabled:
         return []
+    found = _discover()
     explicit = choice != "auto"
-    names = list(KNOWN) if choice == "auto" else list(dict.fromkeys(n.strip().lower() for n in choice))
-    enabled: list[str] = []
+    if explicit:
+        wanted = list(dict.fromkeys(n.strip().lower() for n in choice))
+    else:
+        wanted = [name for name, i in found.items() if i.auto]
+    aliases = _aliases(found.values())
+    on: list[str] = []
     with _lock:
         _provider = provider
-        for name in names:
-            integration = KNOWN.get(name)
-            if integration is None and name in _WRAPPERS:
-                _log.warning("obskit: %r is not enabled by init(); %s", name, _WRAPPERS[name])
-                continue
+        for name in wanted:
+            integration = found.get(name)
             if integration is None:
-                _log.warning("obskit: unknown integration %r in OBSKIT_INTEGRATIONS/integrations=; known: %s",
-                             name, ", ".join(sorted(KNOWN)))
+                if name in aliases:
+                    _log.warning("obskit: %r is not enabled by init(); %s", name, aliases[name])
+                else:
+                    _log.warning("obskit: unknown integration %r in OBSKIT_INTEGRATIONS/integrations=; "
+                                 "known: %s", name, ", ".join(sorted(found)))
+                continue
+            if integration.wiring is not None:
+                _log.warning("obskit: %r is not enabled by init(); %s", name, integration.wiring)
                 continue
             if name in _enabled:
-                enabled.append(name)
+                on.append(name)
                 continue
-            try:
-                _enabled[name] = integration.setup(config)
-            except DidNotEnable as exc:
-                if explicit:
-                    _log.warning("obskit: integration %r is not available (%s); install it with "
-                                 "pip install 'obskit[%s]'", name, exc, integration.extra)
-                else:
-                    _log.debug("obskit: integration %r skipped: %s", name, exc)
-                continue
-            except Exception as exc:
-                _log.warning("obskit: integration %r failed to enable: %s: %s", name, type(exc).__name__, exc)
-                continue
-            enabled.append(name)
-    return enabled
+            if _switch_on(integration, config, explicit):
+                on.append(name)
+    if any(found[n].after_fork is not None for n in on):
+        _install_fork_hook()
+    return on
+
+
+def _switch_on(integration: Integration, config: Config, explicit: bool) -> bool:
+    name = integration.name
+    try:
+        check_requires(integration.requires)
+        if integration.setup is None:
+            # Nothing to switch on: obskit routes its loggers whenever it routes logging.
+            _log.debug("obskit: integration %r has nothing to switch on", name)
+            return False
+        _enabled[name] = integration.setup(config)
+    except DidNotEnable as exc:
+        if explicit:
+            _log.warning("obskit: integration %r is not available (%s); install it with "
+                         "pip install 'obskit[%s]'", name, exc, integration.extra)
+        else:
+            _log.debug("obskit: integration %r skipped: %s", name, exc)
+        return False
+    except Exception as exc:
+        _log.warning("obskit: integration %r failed to enable: %s: %s", name, type(exc).__name__, exc)
+        return False
+    return True
 
 
 def enabled() -> list[str]:
@@ -182,6 +204,29 @@ def disable_all() -> None:
             _log.warning("obskit: integration %r failed to disable: %s: %s", name, type(exc).__name__, exc)
 
 
+def after_fork() -> None:
+    """In a forked child: run each enabled integration's ``after_fork``, in the order they were enabled."""
+    found = _found
+    for name in list(_enabled):
+        hook = found[name].after_fork if name in found else None
+        if hook is None:
+            continue
+        try:
+            hook()
+        except Exception as exc:
+            _log.warning("obskit: integration %r failed after fork: %s: %s", name, type(exc).__name__, exc)
+
+
+def _install_fork_hook() -> None:
+    global _fork_hook
+    if not _fork_hook:
+        _fork_hook = True
+        _fork.register("integrations", after_in_child=after_fork)
+
+
 def _reset_for_tests() -> None:
     """Tests get a fresh provider per test: instrumentation bound to the old one must go with it."""
     disable_all()
+
+
+_stdlib.read_declarations_from(declarations)

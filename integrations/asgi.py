@@ -24,17 +24,15 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
-try:
-    from opentelemetry.instrumentation.asgi import (  # type: ignore[import-untyped,unused-ignore]
-        OpenTelemetryMiddleware,
-        get_default_span_details,
-    )
-    from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(f"obskit.integrations.asgi needs opentelemetry-instrumentation-asgi ({exc}); "
-                      "install it with: pip install 'obskit[asgi]'") from exc
+from obskit.integrations._contract import Integration
 
-__all__ = ["ObskitASGIMiddleware", "instrument_asgi", "instrument_starlette", "uninstrument_starlette"]
+__all__ = [
+    "INTEGRATION",
+    "ObskitASGIMiddleware",
+    "instrument_asgi",
+    "instrument_starlette",
+    "uninstrument_starlette",
+]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -43,6 +41,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _log = logging.getLogger("obskit.asgi")
 _LOGGED = "_obskit_logged_in_span"
+
+
+def _otel() -> Any:
+    """``opentelemetry.instrumentation.asgi``, imported by the first middleware made, not with this module."""
+    try:
+        import opentelemetry.instrumentation.asgi as otel_asgi  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"obskit.integrations.asgi needs opentelemetry-instrumentation-asgi ({exc}); "
+                          "install it with: pip install 'obskit[asgi]'") from exc
+    return otel_asgi
 
 
 class _DropUvicornDuplicate(logging.Filter):
@@ -92,13 +100,17 @@ class ObskitASGIMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, excluded_urls: str | None = None, **otel_options: Any) -> None:
+        otel_asgi = _otel()
+        from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
+
         otel_options.setdefault("exclude_spans", ["receive", "send"])
         otel_options.setdefault("default_span_details", self._span_details)
         self.app = app
+        self._default_span_details = otel_asgi.get_default_span_details
         self._errors = _LogErrorsInSpan(app)
         excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
                     else get_excluded_urls("ASGI"))
-        self._otel = OpenTelemetryMiddleware(self._errors, excluded_urls=excluded, **otel_options)
+        self._otel = otel_asgi.OpenTelemetryMiddleware(self._errors, excluded_urls=excluded, **otel_options)
         _install_filter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,7 +126,7 @@ class ObskitASGIMiddleware:
         await self._otel(scope, receive, send)
 
     def _span_details(self, scope: Scope) -> tuple[str, dict[str, Any]]:
-        name, attributes = get_default_span_details(cast("dict[str, Any]", scope))
+        name, attributes = self._default_span_details(cast("dict[str, Any]", scope))
         route = _route(scope.get("app") or self.app, scope)
         if route:
             method = name.split(" ", 1)[0] if scope["type"] == "http" else ""
@@ -213,3 +225,11 @@ def uninstrument_starlette() -> None:
     for cls, original in _originals.items():
         cls.build_middleware_stack = original  # type: ignore[attr-defined]
     _originals.clear()
+
+
+INTEGRATION = Integration(
+    name="asgi",
+    extra="asgi",
+    requires={"opentelemetry-instrumentation-asgi": "0.66b0"},
+    wiring="wrap the app: obskit.integrations.asgi.ObskitASGIMiddleware(app)",
+)

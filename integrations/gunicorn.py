@@ -15,7 +15,9 @@ worker's files into the totals; with ``OBSKIT_METRICS_PORT`` set, ``when_ready``
 ``/metrics`` from the master, which outlives every worker.
 
 Imported outside gunicorn (no ``gunicorn.arbiter`` loaded) it changes nothing; call :func:`setup` yourself
-if you drive gunicorn programmatically before its arbiter module is imported.
+if you drive gunicorn programmatically before its arbiter module is imported. The import ``obskit.init()``
+makes to read ``INTEGRATION`` (gunicorn's loggers, which obskit routes) changes nothing either; if it came
+before your config file imported the hooks, ``when_ready`` prepares the directory instead.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import sys
 import tempfile
 from typing import Any
 
+from obskit.integrations._contract import Integration, is_discovering
+
 from obskit._metrics import _multiprocess
 from obskit._metrics._exposition import SERVED_BY_ENV, serve
 
-__all__ = ["child_exit", "on_exit", "setup", "when_ready"]
+__all__ = ["INTEGRATION", "child_exit", "on_exit", "setup", "when_ready"]
 
 _state: dict[str, Any] = {"dir": None, "temporary": False, "server": None}
 
@@ -54,6 +58,8 @@ def setup() -> str:
 def when_ready(server: Any) -> None:
     """Serve the aggregate ``/metrics`` from the master when ``OBSKIT_METRICS_PORT`` is set."""
     try:
+        if _state["dir"] is None and not _multiprocess.enabled():
+            setup()  # done at import, unless obskit.init() had imported this module before the config did
         from obskit._config import resolve
 
         config = resolve({})
@@ -87,5 +93,16 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(_state["dir"], ignore_errors=True)
 
 
-if "gunicorn.arbiter" in sys.modules:  # loaded as gunicorn config; a plain import changes nothing
+INTEGRATION = Integration(
+    name="gunicorn",
+    extra="gunicorn",
+    requires={"gunicorn": "21"},
+    loggers=("gunicorn", "gunicorn.error", "gunicorn.access"),
+    reconfigure_hooks=(("gunicorn.glogging", "Logger", "setup"),),
+    wiring="gunicorn -c python:obskit.integrations.gunicorn app:app",
+)
+
+# Loaded as gunicorn config: prepare the directory. A plain import, or obskit reading INTEGRATION, changes
+# nothing.
+if "gunicorn.arbiter" in sys.modules and not is_discovering():
     setup()

@@ -14,17 +14,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from wsgiref.util import request_uri
 
-try:
-    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
-    from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(f"obskit.integrations.wsgi needs opentelemetry-instrumentation-wsgi ({exc}); "
-                      "install it with: pip install 'obskit[wsgi]'") from exc
+from obskit.integrations._contract import Integration
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ObskitWSGIMiddleware", "instrument_wsgi"]
+__all__ = ["INTEGRATION", "ObskitWSGIMiddleware", "instrument_wsgi"]
 
 
 class ObskitWSGIMiddleware:
@@ -39,6 +34,12 @@ class ObskitWSGIMiddleware:
     def __init__(
         self, app: WSGIApplication, *, excluded_urls: str | None = None, **otel_options: Any
     ) -> None:
+        try:  # imported when the first middleware is made, not with this module
+            from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+            from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(f"obskit.integrations.wsgi needs opentelemetry-instrumentation-wsgi ({exc}); "
+                              "install it with: pip install 'obskit[wsgi]'") from exc
         self.app = app
         self._otel = OpenTelemetryMiddleware(app, **otel_options)
         self._excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
@@ -54,3 +55,15 @@ class ObskitWSGIMiddleware:
 def instrument_wsgi(app: WSGIApplication, **options: Any) -> ObskitWSGIMiddleware:
     """``ObskitWSGIMiddleware(app, **options)``, for those who prefer a function."""
     return ObskitWSGIMiddleware(app, **options)
+
+
+INTEGRATION = Integration(
+    name="wsgi",
+    extra="wsgi",
+    requires={"opentelemetry-instrumentation-wsgi": "0.66b0"},
+    wiring="wrap the app: obskit.integrations.wsgi.ObskitWSGIMiddleware(app)",
+    aliases={
+        "flask": "app.wsgi_app = obskit.integrations.wsgi.ObskitWSGIMiddleware(app.wsgi_app)",
+        "django": "wrap get_wsgi_application() / get_asgi_application() in obskit.integrations.wsgi / .asgi",
+    },
+)

@@ -295,7 +295,7 @@ def test_unknown_name_warns_listing_known_ones() -> None:
         warnings = _warnings(cap)
     assert len(warnings) == 1, warnings
     assert "'reqeusts'" in warnings[0]
-    assert all(name in warnings[0] for name in _integrations.KNOWN)
+    assert all(name in warnings[0] for name in _integrations.names())
 
 
 def test_failing_setup_warns_and_the_rest_enable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -304,7 +304,8 @@ def test_failing_setup_warns_and_the_rest_enable(monkeypatch: pytest.MonkeyPatch
     def broken(config: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(_integrations.KNOWN, "broken", _integrations.Integration("broken", "broken", broken))
+    found = _integrations._discover()
+    monkeypatch.setitem(found, "broken", _integrations.Integration("broken", "broken", {}, setup=broken))
     with captured(["broken", "requests"]) as cap:
         assert _integrations.enabled() == ["requests"]
         warnings = _warnings(cap)

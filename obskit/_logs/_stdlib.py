@@ -4,6 +4,10 @@ One handler on the root logger; servers' own console handlers are removed and th
 propagate, so each record is printed exactly once, in the same format as structlog events. Servers that
 re-apply their logging config after ``init()`` (``uvicorn.run()`` does, by default) are repaired by wrapping
 the method that does it, when that server is already imported.
+
+Which loggers and which methods is not known here: each integration declares the loggers it owns and its
+server's re-configure method, and the integrations' registry hands those declarations in with
+:func:`read_declarations_from` (this layer never imports the integrations).
 """
 
 from __future__ import annotations
@@ -16,26 +20,32 @@ import logging
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._runtime._safe import capture_internal_exceptions, report_internal_error
 from ._pipeline import context_fields, normalize_exc_info, process, safe_str
 
-__all__ = ["SERVER_LOGGERS", "ObskitHandler", "RoutingState", "record_to_event"]
+__all__ = ["Declarations", "ObskitHandler", "RoutingState", "read_declarations_from", "record_to_event"]
 
-# Loggers that servers give their own console handlers and ``propagate=False``.
-SERVER_LOGGERS = (
-    "uvicorn",
-    "uvicorn.error",
-    "uvicorn.access",
-    "uvicorn.asgi",
-    "gunicorn",
-    "gunicorn.error",
-    "gunicorn.access",
-    "hypercorn.error",
-    "hypercorn.access",
-)
+Target = tuple[str, str, str]  # (module, class, method) a server calls to re-apply its logging config
+# () -> (loggers that servers and libraries give their own console handlers and ``propagate=False``,
+#        the re-configure targets after which those loggers must be adopted again)
+Declarations = Callable[[], tuple[Iterable[str], Iterable[Target]]]
+
+
+def _none_declared() -> tuple[Iterable[str], Iterable[Target]]:
+    return (), ()
+
+
+_declarations: Declarations = _none_declared
+
+
+def read_declarations_from(source: Declarations) -> None:
+    """Where routing finds the loggers to adopt and the methods to repair: read when routing is installed."""
+    global _declarations
+    _declarations = source
+
 
 _BLANK = logging.LogRecord("", 0, "", 0, "", (), None)
 _CORE = frozenset(vars(_BLANK))
@@ -56,10 +66,6 @@ _DROPPED = frozenset(
     }
 )
 _NOT_FIELDS = _STANDARD | _DROPPED
-_TARGETS = (
-    ("uvicorn.config", "Config", "configure_logging"),
-    ("gunicorn.glogging", "Logger", "setup"),
-)
 _ACCESS_FIELDS = ("client_addr", "method", "path", "http_version", "status_code")
 
 
@@ -141,9 +147,25 @@ def _is_console(handler: logging.Handler) -> bool:
 class RoutingState:
     """What obskit changed in stdlib logging, so that ``unconfigure`` can put it back."""
 
-    def __init__(self, handler: ObskitHandler, level: int) -> None:
+    def __init__(
+        self,
+        handler: ObskitHandler,
+        level: int,
+        loggers: Iterable[str] | None = None,
+        targets: Iterable[Target] | None = None,
+    ) -> None:
+        """``loggers`` / ``targets`` default to what integrations declare (:func:`read_declarations_from`)."""
         self.handler = handler
         self.level = level
+        if loggers is None or targets is None:
+            declared_loggers: Iterable[str] = ()
+            declared_targets: Iterable[Target] = ()
+            with capture_internal_exceptions("logging: reading the loggers integrations declare"):
+                declared_loggers, declared_targets = _declarations()
+            loggers = declared_loggers if loggers is None else loggers
+            targets = declared_targets if targets is None else targets
+        self.server_loggers: tuple[str, ...] = tuple(loggers)
+        self.targets: tuple[Target, ...] = tuple(targets)
         self.root_level: int | None = None
         self.root_removed: list[logging.Handler] = []
         self.loggers: dict[str, tuple[list[logging.Handler], bool]] = {}
@@ -165,7 +187,7 @@ class RoutingState:
 
     def adopt_server_loggers(self) -> None:
         """Strip servers' console handlers and let their records reach the root handler."""
-        for name in SERVER_LOGGERS:
+        for name in self.server_loggers:
             lg = logging.getLogger(name)
             if name not in self.loggers:
                 self.loggers[name] = (list(lg.handlers), lg.propagate)
@@ -175,19 +197,19 @@ class RoutingState:
             lg.propagate = True
 
     def _patch_servers(self) -> None:
-        """Re-adopt after ``uvicorn.Config.configure_logging`` / gunicorn's ``Logger.setup`` run again.
+        """Re-adopt after a declared re-configure method runs (``uvicorn.Config.configure_logging``, ...).
 
         A server imported only after ``init()`` (a gunicorn config file calling it, ``uvicorn.run`` imported
-        late) is patched when its module finishes importing, by a finder that sees only those two names.
+        late) is patched when its module finishes importing, by a finder that sees only the declared names.
         """
-        pending = [t for t in _TARGETS if t[0] not in sys.modules]
+        pending = [t for t in self.targets if t[0] not in sys.modules]
         if pending and self._finder is None:
             self._finder = _PatchOnImport({t[0] for t in pending}, self._patch_imported)
             sys.meta_path.insert(0, self._finder)
         self._patch_imported()
 
     def _patch_imported(self) -> None:
-        for module_name, cls_name, meth_name in _TARGETS:
+        for module_name, cls_name, meth_name in self.targets:
             module = sys.modules.get(module_name)
             cls = getattr(module, cls_name, None) if module is not None else None
             original = cls.__dict__.get(meth_name) if cls is not None else None
