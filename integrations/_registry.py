@@ -52,7 +52,7 @@ PACKAGE = "obskit.integrations"
 
 _lock = threading.RLock()
 _found: dict[str, Integration] = {}
-_found_in: tuple[str, ...] | None = None  # the package path the declarations were read from
+_found_in: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (package path, module names) read
 _enabled: dict[str, Teardown | None] = {}
 # The global tracer provider when the integrations above were enabled: instrumentors keep the tracer they
 # took from it, so if it has been replaced since (tests resetting obskit), they must be enabled afresh.
@@ -61,29 +61,29 @@ _fork_hook = False
 
 
 def _discover() -> dict[str, Integration]:
-    """Every integration in the package, by name, in module order; read once per package path."""
+    """Every integration in the package, by name, in module order; modules are read again only when the
+    package's folders or the modules in them change (listing them is cheap, importing is done once)."""
     global _found, _found_in
     package = importlib.import_module(PACKAGE)
-    where = tuple(package.__path__)
+    path = tuple(package.__path__)
+    modules = tuple(sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_")))
     with _lock:
-        if _found_in == where:
+        if _found_in == (path, modules):
             return _found
         found: dict[str, Integration] = {}
         with _discovering():
-            for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-                if info.name.startswith("_"):
-                    continue
+            for name in modules:
                 try:
-                    declared = getattr(importlib.import_module(f"{PACKAGE}.{info.name}"), "INTEGRATION", None)
+                    declared = getattr(importlib.import_module(f"{PACKAGE}.{name}"), "INTEGRATION", None)
                 except Exception as exc:
-                    _log.warning("obskit: integration module %r cannot be read: %s: %s", info.name,
+                    _log.warning("obskit: integration module %r cannot be read: %s: %s", name,
                                  type(exc).__name__, exc)
                     continue
                 if not isinstance(declared, Integration):
-                    _log.warning("obskit: integration module %r declares no INTEGRATION", info.name)
+                    _log.warning("obskit: integration module %r declares no INTEGRATION", name)
                     continue
                 found[declared.name] = declared
-        _found, _found_in = found, where
+        _found, _found_in = found, (path, modules)
         return found
 
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import subprocess
 import sys
 import textwrap
 import threading
@@ -483,3 +484,37 @@ def test_websocket_session_is_one_span_named_by_route() -> None:
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
     assert [s.name for s in spans] == ["/ws/{room}"]
     assert spans[0].attributes is not None and spans[0].attributes["http.route"] == "/ws/{room}"
+
+
+# --- gunicorn: reading its declaration is not loading it as config ------------------------------------------
+
+GUNICORN_DISCOVERY = textwrap.dedent(
+    """
+    import os, sys
+    import gunicorn.arbiter  # what a gunicorn master or worker has loaded
+    import obskit
+    from obskit._metrics import _multiprocess
+    from obskit.integrations import _registry
+    assert "gunicorn.error" in _registry.owned_loggers()
+    assert "obskit.integrations.gunicorn" in sys.modules
+    assert not _multiprocess.enabled() and "OBSKIT_MULTIPROC_DIR" not in os.environ
+    if sys.argv[1] == "config-after-init":
+        from obskit.integrations.gunicorn import on_exit, when_ready
+        when_ready(None)  # gunicorn calls it in the master before forking workers
+        assert _multiprocess.enabled() and os.environ["OBSKIT_MULTIPROC_DIR"] == _multiprocess.directory()
+        on_exit(None)  # removes the temporary directory it made
+        assert not os.path.exists(_multiprocess.directory())
+    print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("case", ["discovery-only", "config-after-init"])
+def test_gunicorn_declaration_is_read_without_preparing_the_directory(case: str) -> None:
+    """Inside gunicorn, obskit reading the gunicorn integration prepares nothing; when_ready still does if
+    the config imported the hooks only after init() had read them."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OBSKIT_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR", "OBSKIT_METRICS_PORT")}
+    proc = subprocess.run([sys.executable, "-c", GUNICORN_DISCOVERY, case], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
