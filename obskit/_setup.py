@@ -34,6 +34,9 @@ __all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "reset",
 
 _log = logging.getLogger("obskit")
 
+#: init() keywords that are not settings (no environment variable): objects tests and embedders hand in.
+SEAMS = ("env", "span_processors", "id_generator")
+
 
 class Telemetry:
     """What ``obskit.init()`` set up. ``config`` is the resolved settings (secrets masked in its repr)."""

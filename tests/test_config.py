@@ -146,11 +146,13 @@ def test_headers_parse_url_encoded_pairs() -> None:
 
 
 def test_init_signature_matches_the_table() -> None:
-    """Every init() keyword is an option in the table, and every init-able option is a keyword."""
+    """Every init() keyword is a table option or a declared seam; every init-able option is a keyword."""
     import inspect
 
+    from obskit._setup import SEAMS
+
     params = set(inspect.signature(obskit.init).parameters)
-    assert params == set(INIT_ARGS)
+    assert params == set(INIT_ARGS) | set(SEAMS)
 
 
 def test_docs_list_every_option_and_variable() -> None:

@@ -12,7 +12,6 @@ third-party tracers one attribute check per span.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
@@ -43,8 +42,8 @@ class _ForwardingTracer(trace.Tracer):
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._tracer().start_span(*args, **kwargs)
 
-    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:  # type: ignore[override]
-        return self._tracer().start_as_current_span(*args, **kwargs)  # type: ignore[no-any-return]
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:  # the SDK's context manager, as is
+        return self._tracer().start_as_current_span(*args, **kwargs)
 
 
 class GlobalTracerProvider(trace.TracerProvider):
