@@ -11,9 +11,31 @@ from opentelemetry.sdk.resources import Resource
 
 from .._config import Config
 
-__all__ = ["build_resource", "process_attributes"]
+__all__ = ["HashedResource", "build_resource", "process_attributes"]
 
 DISTRO_VERSION = "0.1.0"
+
+
+class HashedResource(Resource):
+    """A ``Resource`` that computes its hash once.
+
+    The OTLP encoders group every span and log record by resource, hashing it once per item, and the SDK's
+    ``Resource.__hash__`` JSON-dumps all attributes each time: with obskit's larger resource (host,
+    runtime, process, distro) the export thread encoded more slowly than the raw SDK's, and under a burst
+    its queue dropped more. The attributes are immutable, so the hash can be kept; ``merge`` (the SDK renews
+    ``service.instance.id`` after a fork with it) keeps the class.
+    """
+
+    _hash: int | None = None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = super().__hash__()
+        return self._hash
+
+    def merge(self, other: Resource) -> Resource:
+        merged = super().merge(other)
+        return self if merged is self else HashedResource(merged.attributes, merged.schema_url)
 
 
 def process_attributes() -> dict[str, str | int]:
@@ -41,4 +63,5 @@ def build_resource(config: Config) -> Resource:
         attrs["service.version"] = config.service_version
     if config.environment:
         attrs["deployment.environment.name"] = config.environment
-    return Resource.create(attrs)
+    created = Resource.create(attrs)
+    return HashedResource(created.attributes, created.schema_url)
