@@ -60,23 +60,44 @@ class _Guard:
     would import gRPC and open the channel while the application fills the queue, and a burst would drop.
     After a fork it is rebuilt lazily in the child: a gRPC channel or HTTP session made before a fork
     (gunicorn ``--preload``) is broken there, so a forked worker gets its own.
+
+    Every call into the exporter holds ``_gate``, and a fork waits for it (at most ``fork_wait`` seconds):
+    gRPC skips its own fork handlers while another thread is inside a call, and a child forked then can
+    abort (SIGABRT) or find its channel wedged. Holding the gate from just before the fork until just after
+    it means no export is in flight when the process is copied; exports queued meanwhile wait that long.
     """
 
     signal: Signal
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
+    def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0) -> None:
         self._factory = factory
         self._lock = threading.Lock()
+        self._gate = threading.Lock()
+        self._fork_wait = fork_wait
+        self._paused = False
         self._inner: Any = None
         try:
             with telemetry_section():
                 self._inner = factory()
         except Exception as exc:  # retried on first use
             report_internal_error(f"{self.signal} exporter", exc)
-        _fork.register(f"{self.signal} exporter {id(self)}", after_in_child=self._forget_in_child)
+        _fork.register(f"{self.signal} exporter {id(self)}", before=self._pause,
+                       after_in_parent=self._resume, after_in_child=self._forget_in_child)
+
+    def _pause(self) -> None:
+        """Before a fork: let the call in flight finish and hold the next ones (bounded: a hung collector
+        delays a fork by at most ``fork_wait``, never forever)."""
+        self._paused = self._gate.acquire(timeout=self._fork_wait)
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._gate.release()
 
     def _forget_in_child(self) -> None:
         self._lock = threading.Lock()
+        self._gate = threading.Lock()
+        self._paused = False
         self._inner = None
 
     @property
@@ -89,7 +110,7 @@ class _Guard:
 
     def _call(self, fn_name: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            with telemetry_section():
+            with self._gate, telemetry_section():
                 result = getattr(self.inner, fn_name)(*args, **kwargs)
         except Exception as exc:
             report_internal_error(f"{self.signal} exporter", exc)
@@ -106,6 +127,7 @@ class _Guard:
         if self._inner is None:
             return  # nothing was built in this process: no channel to close
         try:
+            # Not behind the gate: shutting down is what interrupts an export stuck in its retries.
             with telemetry_section():
                 self.inner.shutdown(**kwargs)
         except Exception as exc:
@@ -141,8 +163,8 @@ class GuardedLogExporter(_Guard, LogRecordExporter):
 class GuardedMetricExporter(_Guard, MetricExporter):
     signal: Signal = "metrics"
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        _Guard.__init__(self, factory)
+    def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0) -> None:
+        _Guard.__init__(self, factory, fork_wait)
         MetricExporter.__init__(self)  # cumulative temporality, default aggregation
 
     def export(
@@ -164,8 +186,9 @@ def make_exporter(signal: Signal, config: Config) -> Any:
     def factory() -> Any:
         return _new_otlp(signal, config)
 
+    # An export in flight ends within the export timeout, so a fork never waits longer than that for it.
     if signal == "traces":
-        return GuardedSpanExporter(factory)
+        return GuardedSpanExporter(factory, config.export_timeout)
     if signal == "logs":
-        return GuardedLogExporter(factory)
-    return GuardedMetricExporter(factory)
+        return GuardedLogExporter(factory, config.export_timeout)
+    return GuardedMetricExporter(factory, config.export_timeout)
