@@ -336,10 +336,11 @@ def test_registry_enables_a_planted_integration_and_runs_its_after_fork(
     """A planted module is known by name (it shows in the unknown-name list), enabled, forked, torn down."""
     plant("probe", PROBE)
     probe = sys.modules["obskit.integrations.probe"]
-    with capture(integrations=["probe", "no-such-thing"]) as cap:
+    with capture(integrations=["probe"]) as cap:
         assert _registry.enabled() == ["probe"] and probe.calls == ["setup"]
+        assert _registry.enable(resolve({"integrations": ["no-such-thing"]}, environ={})) == []
         (warning,) = [e["event"] for e in cap.logs if e.get("level") == "warning"]
-        assert "probe" in warning.split("known:")[1]
+        assert "'no-such-thing'" in warning and "probe" in warning.split("known:")[1]
         assert ("after_in_child", "integrations") in _fork.registered()
         _registry.after_fork()
         assert probe.calls == ["setup", "after_fork"]
