@@ -7,12 +7,18 @@ exporter.
 from __future__ import annotations
 
 import io
+import socket
+import urllib.request
 from typing import Any
 
 import pytest
+from conftest import protocol_of
 from opentelemetry.sdk.resources import Resource
+from otlp_receiver import OTLPReceiver
+from prometheus_client.parser import text_string_to_metric_families
 
 import obskit
+from obskit._runtime import _health
 
 
 def _init(endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
@@ -36,3 +42,57 @@ def test_resource_hash_is_computed_once(fresh: None, monkeypatch: pytest.MonkeyP
         hash(resource)
         hash(merged)
     assert len(calls) == 2
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(body) for s in fam.samples}
+
+
+def _dropped(scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float], signal: str) -> int:
+    return int(scraped[("obskit_telemetry_dropped_total", (("signal", signal),))])
+
+
+def test_drops_are_counted_by_default_and_add_up(fresh: None, receiver: OTLPReceiver,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny queues drop part of a burst; /metrics counts it by default: emitted = delivered + dropped."""
+    monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", raising=False)
+    for prefix in ("OTEL_BSP", "OTEL_BLRP"):
+        monkeypatch.setenv(f"{prefix}_MAX_QUEUE_SIZE", "32")
+        monkeypatch.setenv(f"{prefix}_MAX_EXPORT_BATCH_SIZE", "8")
+    tel = _init(receiver.endpoint, protocol_of(receiver), metrics=True, metrics_port=0)
+    port = tel._metrics.port
+    log = obskit.get_logger("burst")
+    emitted = 3000
+    for i in range(emitted):
+        with obskit.span("burst", i=i):
+            log.info("burst", i=i)
+    scraped = _scrape(port)  # drops happen as items are handed over, so they are all counted by now
+    assert obskit.shutdown(timeout=30)
+    delivered_spans = sum(1 for s in receiver.spans() if s.name == "burst")
+    delivered_logs = sum(1 for r in receiver.log_records() if r.body.string_value == "burst")
+    assert 0 < delivered_spans < emitted and 0 < delivered_logs < emitted
+    assert _dropped(scraped, "traces") == emitted - delivered_spans
+    assert _dropped(scraped, "logs") == emitted - delivered_logs
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_items_of_a_failed_export_are_counted_as_dropped(fresh: None, protocol: str) -> None:
+    """With nothing listening every export fails: each span and log record in it is counted as dropped."""
+    _init(f"http://127.0.0.1:{_closed_port()}", protocol, env={"OBSKIT_EXPORT_TIMEOUT": "0.5"})
+    for i in range(100):
+        with obskit.span("lost", i=i):
+            obskit.get_logger("lost").info("lost", i=i)
+    obskit.force_flush(timeout=10)
+    counts = _health.counts()
+    assert counts[("dropped", "traces")] == 100 and counts[("dropped", "logs")] == 100
+    assert counts[("export_failures", "traces")] >= 1

@@ -22,7 +22,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
 from .._config import Config
-from .._runtime._health import SelfMeterProvider
 from .._runtime._safe import in_telemetry, telemetry_section
 from ._pipeline import ExcInfo, safe_str
 
@@ -31,15 +30,15 @@ __all__ = ["OtlpBridge", "build_logger_provider", "coerce_attribute", "severity"
 
 def build_logger_provider(config: Config, resource: Resource) -> LoggerProvider:
     """The LoggerProvider OTLP (or console) log export writes to, made the global one (see ``_global``)."""
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
+    from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
+    from .._runtime._batching import batch_log_processor
     from .._runtime._exporters import make_exporter
     from . import _global
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     exporter = make_exporter("logs", config) if config.exports("logs") else ConsoleLogRecordExporter()
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(exporter, meter_provider=SelfMeterProvider("logs")))
+    provider.add_log_record_processor(batch_log_processor(exporter))
     _global.point_to(provider)
     return provider
 

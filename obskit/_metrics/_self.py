@@ -15,8 +15,8 @@ __all__ = ["install"]
 def _counters() -> dict[str, Counter]:
     """``counter()`` returns the existing definitions on later calls (and across test resets)."""
     return {
-        "dropped": counter("obskit_telemetry_dropped", "Spans, log records or metric points obskit dropped "
-                           "because a queue was full", labels=["signal"]),
+        "dropped": counter("obskit_telemetry_dropped", "Spans or log records obskit could not deliver: "
+                           "refused by a full queue, or in an export that failed", labels=["signal"]),
         "export_failures": counter("obskit_export_failures", "OTLP export calls that failed",
                                    labels=["signal"]),
     }

@@ -3,8 +3,8 @@
 - ``_safe``: no exception from a telemetry path reaches the application; bounded waits.
 - ``_fork``: the one after-fork registry; components register a callback, nobody else calls
   ``os.register_at_fork``.
-- ``_health``: obskit's own counts (dropped items, failed exports) and the bridge that feeds the SDK
-  processors' drop counts into them.
+- ``_health``: obskit's own counts (dropped items, failed exports).
+- ``_batching``: the SDK batch processors for spans and log records, with their drops counted.
 - ``_exporters``: the guarded OTLP exporter factory for all three signals.
 - ``_redact``: the one redaction mechanism used at every exit.
 - ``_resource``: the OpenTelemetry resource describing this process.

@@ -119,6 +119,8 @@ class _Guard:
         if fn_name == "export" and (result is failure or getattr(result, "name", "") == "FAILURE"):
             try:
                 _self_telemetry.record_export_failure(self.signal)
+                if self.signal != "metrics":  # metric points are cumulative: the next push resends them
+                    _self_telemetry.record_dropped(self.signal, len(args[0]))
             except Exception as exc:
                 report_internal_error("self-telemetry", exc)
         return result

@@ -5,23 +5,19 @@ The runtime counts; the metrics package, when it starts, binds a sink that turns
 ``/metrics`` and OTLP like the application's own). Counts recorded before that, or with metrics off, are
 kept here and handed to the sink when it binds: nothing is lost, and the runtime imports no signal package.
 
-The SDK's batch processors report drops only through a ``MeterProvider``; :class:`SelfMeterProvider` is the
-small one obskit gives them so that those drops land here.
+Who records: the batch processors (``_batching``: a full queue, a processor already shut down) and the
+exporter guard (``_exporters``: the items of an export that failed, and each failed call).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
-
-from opentelemetry.metrics import Counter, Meter, MeterProvider, NoOpMeter
 
 from ._safe import report_internal_error
 
 __all__ = [
     "SIGNALS",
-    "SelfMeterProvider",
     "bind",
     "counts",
     "record_dropped",
@@ -78,50 +74,13 @@ def _record(kind: str, signal: str, count: int) -> None:
 
 
 def record_dropped(signal: str, count: int = 1) -> None:
-    """Items of ``signal`` ("traces", "logs", "metrics") dropped because a queue was full."""
+    """Items of ``signal`` ("traces", "logs", "metrics") that will never reach the collector."""
     _record("dropped", signal, count)
 
 
 def record_export_failure(signal: str, count: int = 1) -> None:
     """One failed export call for ``signal``."""
     _record("export_failures", signal, count)
-
-
-# --- the SDK's batch processors count drops through a MeterProvider ------------------------------------
-
-
-class _DropCounter(Counter):
-    def __init__(self, signal: str) -> None:
-        self._signal = signal
-
-    def add(self, amount: int | float, attributes: Any = None, context: Any = None) -> None:
-        try:
-            if attributes and attributes.get("error.type"):
-                record_dropped(self._signal, int(amount))
-        except Exception as exc:
-            report_internal_error("self-telemetry", exc)
-
-
-class _SelfMeter(NoOpMeter):
-    def __init__(self, signal: str) -> None:
-        super().__init__("obskit-self")
-        self._counter = _DropCounter(signal)
-
-    def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
-        if name.endswith(".processed"):
-            return self._counter
-        return super().create_counter(name, unit, description)
-
-
-class SelfMeterProvider(MeterProvider):
-    """Feeds the SDK processors' "dropped" counts into :func:`record_dropped` for one signal."""
-
-    def __init__(self, signal: str) -> None:
-        self._meter = _SelfMeter(signal)
-
-    def get_meter(self, name: str, version: str | None = None, schema_url: str | None = None,
-                  attributes: Any = None) -> Meter:
-        return self._meter
 
 
 def reset() -> None:

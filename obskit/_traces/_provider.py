@@ -12,14 +12,14 @@ from typing import cast
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from .._config import Config
 from .._runtime import _fork
+from .._runtime._batching import batch_span_processor
 from .._runtime._exporters import make_exporter
-from .._runtime._health import SelfMeterProvider
 from .._runtime._redact import Redactor
 from .._runtime._resource import process_attributes
 from . import _global, _redaction, _span
@@ -98,8 +98,7 @@ def setup_tracing(config: Config, resource: Resource, *, span_processors: Sequen
     elif config.traces_exporter == "console":
         exporter = ConsoleSpanExporter()
     if exporter is not None:
-        processors.append(BatchSpanProcessor(_redaction.RedactingSpanExporter(exporter),
-                                             meter_provider=SelfMeterProvider("traces")))
+        processors.append(batch_span_processor(_redaction.RedactingSpanExporter(exporter)))
     processors.extend(span_processors)
     for p in processors:
         provider.add_span_processor(p)
