@@ -14,6 +14,9 @@ import pytest
 BENCHMARKS = Path(__file__).parent / "benchmarks"
 
 CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "bench_burst": ({"n": 200, "rounds": 1}, {f"{side}_{key}" for side in ("raw", "obskit") for key in (
+        "emit_s", "shutdown_s", "first_export_s", "delivered", "delivered_fraction")}
+        | {"emitted", "ratio", "obskit_accounted_fraction"}),
     "bench_tracing": ({"n": 50, "rounds": 1}, {"raw", "obskit", "raw_attrs", "obskit_attrs", "ratio",
                                                "ratio_attrs"}),
     "bench_logging": ({"n": 200, "rounds": 1}, {"obskit_ns", "structlog_ns", "ratio"}),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 import urllib.request
 from typing import Any
 
@@ -18,7 +19,7 @@ from otlp_receiver import OTLPReceiver
 from prometheus_client.parser import text_string_to_metric_families
 
 import obskit
-from obskit._runtime import _health
+from obskit._runtime import _exporters, _health
 
 
 def _init(endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
@@ -96,3 +97,24 @@ def test_items_of_a_failed_export_are_counted_as_dropped(fresh: None, protocol: 
     counts = _health.counts()
     assert counts[("dropped", "traces")] == 100 and counts[("dropped", "logs")] == 100
     assert counts[("export_failures", "traces")] >= 1
+
+
+def test_exporters_are_built_in_init_on_the_callers_thread(fresh: None, receiver: OTLPReceiver,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """init() builds every signal's exporter before the first span: a burst never waits for gRPC to load."""
+    built: list[tuple[str, str]] = []
+    real = _exporters._new_otlp
+
+    def spy(signal: Any, config: Any) -> Any:
+        built.append((signal, threading.current_thread().name))
+        return real(signal, config)
+
+    monkeypatch.setattr(_exporters, "_new_otlp", spy)
+    _init(receiver.endpoint, protocol_of(receiver), metrics=True)
+    me = threading.current_thread().name
+    assert sorted(built) == [("logs", me), ("metrics", me), ("traces", me)]
+    with obskit.span("first"):
+        obskit.get_logger("first").info("first")
+    assert obskit.shutdown(timeout=10)
+    assert len(built) == 3  # used as built, not built again on the export threads
+    assert any(s.name == "first" for s in receiver.spans())
