@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
@@ -186,6 +187,7 @@ def init(
             config, resource, span_processors=span_processors, id_generator=id_generator))
         if config.metrics:
             tel._metrics = _guarded("metrics setup", lambda: _metrics.start_metrics(config, resource))
+        _guarded("semantic conventions", _stable_http_semconv)
         tel.integrations = _guarded("integrations", lambda: _integrations.enable(config)) or []
         _current = tel
         if not _atexit_registered:
@@ -194,6 +196,14 @@ def init(
     for message in config.warnings:
         _log.warning(message)
     return tel
+
+
+def _stable_http_semconv() -> None:
+    """Contrib instrumentations record the stable HTTP metric names, in seconds, unless the user chose.
+
+    Without it they emit the old names in milliseconds, which is why public dashboards show nothing.
+    """
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 
 def _guarded(what: str, fn: Callable[[], Any]) -> Any:

@@ -23,6 +23,8 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_metrics": ({"n": 50, "rounds": 1}, {"counter_obskit", "counter_prometheus", "counter_otel_sdk",
                                                "histogram_obskit_exemplar", "counter_vs_prometheus",
                                                "exemplar_over_plain"}),
+    "bench_otel_api": ({"n": 50, "rounds": 1}, {"prometheus_ns", "otel_sdk_ns", "obskit_ns", "vs_prometheus",
+                                                "sdk_over_obskit", "emitted", "obskit_held"}),
     "bench_resilience": ({"n": 50, "repeat": 1}, {"bare_us", "obskit_us", "pybreaker_us",
                                                   "obskit_overhead_us", "ratio_to_pybreaker"}),
 }

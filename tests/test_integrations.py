@@ -79,9 +79,9 @@ def test_requests_client_span_and_traceparent(peer: ThreadingHTTPServer) -> None
         span = cap.span("GET")
     assert span.kind is SpanKind.CLIENT
     assert span.attributes is not None
-    assert span.attributes["http.method"] == "GET"
-    assert span.attributes["http.url"] == _url(peer)
-    assert span.attributes["http.status_code"] == 200
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["url.full"] == _url(peer)
+    assert span.attributes["http.response.status_code"] == 200
     _traceparent_matches(peer.seen[0], span)  # type: ignore[attr-defined]
 
 
@@ -101,7 +101,7 @@ def test_requests_server_error_marks_span(peer: ThreadingHTTPServer) -> None:
         assert requests.get(_url(peer, "/fail"), timeout=5).status_code == 503
         span = cap.span("GET")
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes is not None and span.attributes["http.status_code"] == 503
+    assert span.attributes is not None and span.attributes["http.response.status_code"] == 503
 
 
 def test_httpx_sync_client_span_and_traceparent(peer: ThreadingHTTPServer) -> None:
@@ -112,8 +112,8 @@ def test_httpx_sync_client_span_and_traceparent(peer: ThreadingHTTPServer) -> No
         span = cap.span("GET")
     assert span.kind is SpanKind.CLIENT
     assert span.attributes is not None
-    assert span.attributes["http.url"] == _url(peer)
-    assert span.attributes["http.status_code"] == 200
+    assert span.attributes["url.full"] == _url(peer)
+    assert span.attributes["http.response.status_code"] == 200
     _traceparent_matches(peer.seen[0], span)  # type: ignore[attr-defined]
 
 
@@ -148,8 +148,9 @@ def test_redis_set_get_spans() -> None:
         assert span.kind is SpanKind.CLIENT
         assert span.attributes is not None
         assert span.attributes["db.system"] == "redis"
-        assert span.attributes["net.peer.name"] == "127.0.0.1"
-        assert span.attributes["net.peer.port"] == 6379
+        # the stable HTTP conventions obskit opts into also name the peer server.address/server.port
+        assert span.attributes["server.address"] == "127.0.0.1"
+        assert span.attributes["server.port"] == 6379
     assert set_span.attributes is not None and "secret-value" not in str(set_span.attributes["db.statement"])
 
 
@@ -174,7 +175,7 @@ def test_psycopg_select_span() -> None:
     assert span.attributes["db.system"] == "postgresql"
     assert span.attributes["db.statement"] == "SELECT 1"
     assert span.attributes["db.name"] == "test"
-    assert span.attributes["net.peer.name"] == "127.0.0.1"
+    assert span.attributes["server.address"] == "127.0.0.1"
 
 
 def test_psycopg_connection_execute_composed_sql_and_custom_cursor() -> None:

@@ -164,8 +164,8 @@ def test_asgi_middleware_on_uvicorn_continues_trace_and_correlates_logs(tmp_path
     assert span.parent_span_id.hex() == parent_id
     assert span.kind == SpanKind.SERVER.value + 1  # OTLP numbers kinds from 1 (INTERNAL)
     attrs = attributes(span.attributes)
-    assert attrs["http.method"] == "GET" and attrs["http.status_code"] == 200
-    assert attrs["http.target"] == "/hello"
+    assert attrs["http.request.method"] == "GET" and attrs["http.response.status_code"] == 200
+    assert attrs["url.path"] == "/hello"
     logs = server.logs()
     handling = [e for e in logs if e["event"] == "handling"]
     assert len(handling) == 1
@@ -210,7 +210,7 @@ def test_asgi_excluded_urls_make_no_span(tmp_path: Path) -> None:
         assert server.get("/after") == 200
     assert receiver.wait_for(lambda rx: bool(rx.spans()))
     assert _spans_of(receiver, trace_id) == []
-    assert [attributes(s.attributes)["http.target"] for s in receiver.spans()] == ["/after"]
+    assert [attributes(s.attributes)["url.path"] for s in receiver.spans()] == ["/after"]
 
 
 def test_fastapi_integration_traces_app_created_before_init(tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ def test_wsgi_middleware_continues_trace_and_correlates_logs(in_process: Capture
     assert span.kind is SpanKind.SERVER and span.name == "GET /orders"
     assert f"{span.context.trace_id:032x}" == trace_id
     assert span.parent is not None and f"{span.parent.span_id:016x}" == parent_id
-    assert span.attributes is not None and span.attributes["http.status_code"] == 200
+    assert span.attributes is not None and span.attributes["http.response.status_code"] == 200
     (line,) = in_process.events("handling")
     assert line["trace_id"] == trace_id and line["span_id"] == f"{span.context.span_id:016x}"
 

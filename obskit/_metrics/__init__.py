@@ -15,10 +15,9 @@ from ._instruments import (
     counter,
     gauge,
     histogram,
-    reset,
     set_strict_labels,
 )
-from ._start import MetricsHandle, start_metrics
+from ._start import MetricsHandle, reset, start_metrics
 
 __all__ = [
     "DEFAULT_BUCKETS",

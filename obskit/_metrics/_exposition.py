@@ -33,6 +33,20 @@ _aggregates: dict[str, CollectorRegistry] = {}
 _agg_lock = threading.Lock()
 
 
+_extra: list[Any] = []
+
+
+def add_collector(collector: Any) -> None:
+    """Serve ``collector`` on every scrape: registered with the default registry and each aggregate one."""
+    with _agg_lock:
+        if collector in _extra:
+            return
+        _extra.append(collector)
+        REGISTRY.register(collector)
+        for reg in _aggregates.values():
+            reg.register(collector)
+
+
 def exposition_registry() -> Any:
     """What a scrape reads: every worker's values in multiprocess mode, else the default registry."""
     path = _multiprocess.directory()
@@ -47,6 +61,8 @@ def exposition_registry() -> Any:
             reg = CollectorRegistry(auto_describe=False, support_collectors_without_names=True)
             reg.register(_multiprocess.AggregateCollector(path))  # type: ignore[arg-type]
             reg.register(_multiprocess.WorkerProcessCollector(path))  # type: ignore[arg-type]
+            for collector in _extra:
+                reg.register(collector)
             _aggregates[path] = reg
         return reg
 

@@ -439,10 +439,36 @@ def gauge(name: str, documentation: str = "", *, labels: Iterable[str] = (), uni
     return cast(Gauge, _define("gauge", name, documentation, labels, unit))
 
 
-def instruments() -> list[_Instrument]:
-    """Every instrument defined so far (the OTLP push reads them)."""
+# Other stores of metric values shaped like instruments (the OpenTelemetry API's), read with ours.
+_sources: list[Callable[[], Iterable[Any]]] = []
+
+
+def add_source(source: Callable[[], Iterable[Any]]) -> None:
+    """Have :func:`instruments` also return what ``source()`` returns (once per source)."""
     with _lock:
-        return list(_instruments.values())
+        if source not in _sources:
+            _sources.append(source)
+
+
+def instruments() -> list[Any]:
+    """Every instrument defined so far, obskit's and those of added sources (the OTLP push reads them)."""
+    with _lock:
+        own: list[Any] = list(_instruments.values())
+        sources = list(_sources)
+    for source in sources:
+        own.extend(source())
+    return own
+
+
+def exposed_names() -> set[str]:
+    """The names obskit's own instruments are exposed under (counters without ``_total``)."""
+    with _lock:
+        return {i.exposed_name for i in _instruments.values()}
+
+
+def max_label_sets() -> int:
+    """Label sets one metric may hold (``metrics_max_label_sets``)."""
+    return _max_label_sets()
 
 
 _overflow_inst: list[Counter] = []

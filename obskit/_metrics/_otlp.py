@@ -77,9 +77,14 @@ def _series(samples: Iterable[Any], base: str) -> dict[tuple[tuple[str, str], ..
 
 def _convert(inst: Any, now: int) -> Metric | None:
     kind, unit = inst.kind, _UNITS.get(inst.unit, inst.unit)
+    # Instruments made through the OpenTelemetry API keep their own names, units and attribute keys.
+    name, unit = getattr(inst, "otlp_name", inst.name), getattr(inst, "otlp_unit", unit)
+    keys: dict[str, str] = getattr(inst, "otlp_keys", {})
     points: list[Any] = []
     for fam in inst._prom.collect():
         for entry in _series(fam.samples, fam.name).values():
+            if keys:
+                entry["attrs"] = {keys.get(k, k): v for k, v in entry["attrs"].items()}
             created = entry.get("_created")
             start = _ns(created.value if created is not None else None)
             if kind == "counter" and "_total" in entry:
@@ -109,7 +114,7 @@ def _convert(inst: Any, now: int) -> Metric | None:
         data = Gauge(points)
     else:
         data = Histogram(points, cumulative)
-    return Metric(inst.name, inst.documentation, unit, data)
+    return Metric(name, inst.documentation, unit, data)
 
 
 def snapshot(instruments: Iterable[Any], resource: Resource) -> MetricsData:

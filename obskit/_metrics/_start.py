@@ -1,4 +1,4 @@
-"""Starting and stopping what serves and pushes the metrics: the ``/metrics`` server and the OTLP push."""
+"""Starting, stopping and resetting metrics: the ``/metrics`` server, the OTLP push, the API provider."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from opentelemetry.sdk.resources import Resource
 
 from .._config import Config
 from .._runtime._safe import report_internal_error
-from . import _multiprocess, _self
+from . import _instruments, _multiprocess, _otel_api, _self
 from ._exposition import serve
 from ._instruments import _settings, set_strict_labels
 from ._otlp import Pusher
 
-__all__ = ["MetricsHandle", "start_metrics"]
+__all__ = ["MetricsHandle", "reset", "start_metrics"]
 
 _log = logging.getLogger("obskit.metrics")
 
@@ -72,6 +72,7 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
     _multiprocess.explain_once()
 
     _self.install()
+    _otel_api.install()
     server = None
     if config.metrics_port is not None:
         server = serve(config.metrics_addr, config.metrics_port)
@@ -80,3 +81,9 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
         pusher = Pusher(config, resource)
         pusher.start()
     return MetricsHandle(server, pusher)
+
+
+def reset() -> None:
+    """Every metric value zeroed, obskit's and the OpenTelemetry API's; definitions and settings' defaults."""
+    _instruments.reset()
+    _otel_api.reset()
