@@ -26,7 +26,7 @@ from ._config import Config, resolve
 from ._logs import _api as _logging
 from ._logs import _global as _log_global
 from ._logs._otlp import build_logger_provider
-from ._runtime import _health
+from ._runtime import _fork, _health
 from ._runtime._resource import build_resource
 from ._runtime._safe import capture_internal_exceptions, report_internal_error, run_bounded
 from .integrations import _registry as _integrations
@@ -192,6 +192,8 @@ def init(
         _current = tel
         if not _atexit_registered:
             atexit.register(_at_exit)
+            # multiprocessing ends its children with os._exit(), past atexit: they shut down from here.
+            _fork.register("shutdown at exit", at_child_exit=_at_exit)
             _atexit_registered = True
     for message in config.warnings:
         _log.warning(message)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 from otlp_receiver import OTLPReceiver, attributes
@@ -68,3 +69,113 @@ def test_fifty_forks_under_grpc_export_load_abort_no_child() -> None:
         assert "skipping fork() handlers" not in proc.stderr
         children = [attributes(s.attributes)["i"] for s in rx.spans() if s.name == "child"]
         assert sorted(children) == list(range(forks))
+
+
+CHILDREN = textwrap.dedent("""
+    import concurrent.futures, io, multiprocessing, os, sys
+    import obskit
+
+    endpoint, protocol = sys.argv[1], sys.argv[2]
+    obskit.init(service_name="pool", otlp_endpoint=endpoint, otlp_protocol=protocol, log_stream=io.StringIO(),
+                integrations="none", env={"OTEL_METRIC_EXPORT_INTERVAL": "600000"})  # no timed push
+    jobs = obskit.counter("jobs", "Jobs done")
+    latency = obskit.histogram("job_latency", "Job latency", unit="seconds")
+    for _ in range(50):
+        jobs.inc()  # before any fork: the parent's own count, inherited by every child
+        latency.observe(0.5)
+
+    def work(i):
+        with obskit.span("child-work", i=i):
+            obskit.get_logger("child").info("child-log", i=i)
+        jobs.inc()
+        latency.observe(0.01)
+        return os.getpid()
+
+    fork = multiprocessing.get_context("fork")
+    with fork.Pool(4) as pool:
+        pids = pool.map(work, range(15))
+        pool.close()
+        pool.join()
+    with concurrent.futures.ProcessPoolExecutor(3, mp_context=fork) as executor:
+        pids += list(executor.map(work, range(15, 20)))
+    processes = [fork.Process(target=work, args=(i,)) for i in range(20, 25)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+    with fork.Pool(2) as pool:  # leaving the block calls terminate(): SIGTERM to the idle workers
+        pids += pool.map(work, range(25, 30))
+    assert os.getpid() not in pids and all(p.exitcode == 0 for p in processes)
+    assert obskit.shutdown(timeout=10)
+""")
+
+
+def _last_values(rx: OTLPReceiver, name: str) -> dict[str, Any]:
+    """The last value each instance pushed for ``name`` (a counter's total, a histogram's count and sum)."""
+    last: dict[str, Any] = {}
+    for request in rx.metrics_requests():
+        for rm in request.resource_metrics:
+            instance = attributes(rm.resource.attributes)["service.instance.id"]
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == name and m.HasField("sum"):
+                        last[instance] = sum(p.as_double or p.as_int for p in m.sum.data_points)
+                    elif m.name == name:
+                        points = m.histogram.data_points
+                        last[instance] = [(p.count, p.sum, sum(p.bucket_counts)) for p in points]
+    return last
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_multiprocessing_children_deliver_everything_and_count_only_their_own(protocol: str) -> None:
+    """Pool (closed or terminated), ProcessPoolExecutor and Process children flush spans, logs, points."""
+    with OTLPReceiver("grpc" if protocol == "grpc" else "http") as rx:
+        proc = subprocess.run([sys.executable, "-c", CHILDREN, rx.endpoint, protocol], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        spans = sorted(attributes(s.attributes)["i"] for s in rx.spans() if s.name == "child-work")
+        logs = sorted(attributes(r.attributes)["i"] for r in rx.log_records()
+                      if r.body.string_value == "child-log")
+        assert spans == list(range(30)) and logs == list(range(30))
+        pushed = _last_values(rx, "jobs")
+        # The parent's 50 pre-fork increments once, plus one per task: not 50 again under every child's id.
+        assert sum(pushed.values()) == 50 + 30, pushed
+        assert len(pushed) > 1 and sorted(pushed.values())[-1] == 50
+        histograms = [point for points in _last_values(rx, "job_latency").values() for point in points]
+        assert sum(count for count, _, _ in histograms) == 50 + 30
+        assert sum(buckets for _, _, buckets in histograms) == 50 + 30
+        assert sum(total for _, total, _ in histograms) == pytest.approx(50 * 0.5 + 30 * 0.01)
+
+
+OS_EXIT = textwrap.dedent("""
+    import io, multiprocessing, os, sys
+    import obskit
+
+    obskit.init(service_name="exits", otlp_endpoint=sys.argv[1], otlp_protocol="grpc", log_format="json",
+                integrations="none", metrics=False)
+
+    def work(flush):
+        with obskit.span("before-os-exit", flush=flush):
+            obskit.get_logger("child").info("printed-before-os-exit", flush=flush)
+        if flush:
+            obskit.force_flush(timeout=10)
+        os._exit(0)  # skips atexit and multiprocessing's finalizers alike
+
+    fork = multiprocessing.get_context("fork")
+    for flush in (True, False):
+        p = fork.Process(target=work, args=(flush,))
+        p.start()
+        p.join()
+    obskit.shutdown(timeout=10)
+""")
+
+
+def test_a_child_calling_os_exit_keeps_its_printed_lines_and_what_it_flushed() -> None:
+    """os._exit runs no hook: printed lines are already written; spans survive if force_flush() came first."""
+    with OTLPReceiver("grpc") as rx:
+        proc = subprocess.run([sys.executable, "-c", OS_EXIT, rx.endpoint], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.count("printed-before-os-exit") == 2  # each line is flushed as it is written
+        flushed = [attributes(s.attributes)["flush"] for s in rx.spans() if s.name == "before-os-exit"]
+        assert True in flushed

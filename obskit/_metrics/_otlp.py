@@ -37,6 +37,7 @@ from .._config import Config
 from .._runtime import _fork
 from .._runtime._safe import report_internal_error, run_bounded, telemetry_section
 from . import _multiprocess
+from ._since_fork import SinceFork
 
 __all__ = ["Pusher", "snapshot"]
 
@@ -157,8 +158,11 @@ class Pusher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
+        self._at_fork: MetricsData | None = None
+        self._since_fork: SinceFork | None = None
         self._fork_name = f"metrics push {id(self)}"
-        _fork.register(self._fork_name, after_in_child=self._forked)
+        _fork.register(self._fork_name, before=self._before_fork, after_in_parent=self._after_fork_in_parent,
+                       after_in_child=self._forked)
 
     @property
     def resource(self) -> Resource:
@@ -173,11 +177,24 @@ class Pusher:
         self._thread = threading.Thread(target=self._run, name="obskit-metrics-push", daemon=True)
         self._thread.start()
 
+    def _before_fork(self) -> None:
+        """The values the child will inherit, read here in the parent where every lock still works; the
+        child pushes only what it adds to them (``_since_fork``). Multiprocess mode starts children at 0."""
+        from ._instruments import instruments
+
+        self._at_fork = None if _multiprocess.enabled() else snapshot(instruments(), self._resource)
+
+    def _after_fork_in_parent(self) -> None:
+        self._at_fork = None
+
     def _forked(self) -> None:
         # Threads do not survive fork(): a worker forked from a pushing master needs its own, and its own id.
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._resource = _process_resource(self._base, renew=True)
+        if self._at_fork is not None:
+            self._since_fork = SinceFork(self._at_fork, time.time_ns())
+            self._at_fork = None
         if self._running:
             self.start()
 
@@ -195,6 +212,8 @@ class Pusher:
         try:
             with telemetry_section():
                 data = snapshot(instruments(), self._resource)
+                if self._since_fork is not None:
+                    data = self._since_fork.subtract(data)
             result = self._exporter.export(data, timeout_millis=max(timeout, 0.001) * 1000)
             return bool(result == MetricExportResult.SUCCESS)
         except Exception as exc:

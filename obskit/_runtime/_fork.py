@@ -8,11 +8,20 @@ module, gives one order (registration order in the child and the parent, the rev
 
 Bound methods are held weakly, so an exporter or pusher that is gone is not kept alive by its hook. The
 process-wide ``os.register_at_fork`` hook is installed by the first registration, never at import.
+
+A forked child also needs to flush when it ends, and ``multiprocessing`` ends its children with
+``os._exit()`` after running its own finalizers: ``atexit`` never runs there, so a child lost whatever its
+batch queues and its metrics pusher still held (all of it, for a short task). ``at_child_exit`` callbacks run
+from one of those finalizers, armed in each ``multiprocessing`` child as it starts; and from SIGTERM, which
+is how ``Pool.terminate()`` (and so ``with Pool() as pool:``) ends idle workers, unless the application
+handles SIGTERM itself. A child that calls ``os._exit()`` itself runs nothing at all (see docs/deploy.md,
+"Forked processes").
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import weakref
 from collections.abc import Callable
@@ -22,12 +31,18 @@ from ._safe import report_internal_error
 
 __all__ = ["Phase", "register", "registered", "unregister"]
 
-Phase = Literal["before", "after_in_parent", "after_in_child"]
+Phase = Literal["before", "after_in_parent", "after_in_child", "at_child_exit"]
 _Ref = Callable[[], Callable[[], None] | None]
 
 _lock = threading.Lock()
-_hooks: dict[Phase, list[tuple[str, _Ref]]] = {"before": [], "after_in_parent": [], "after_in_child": []}
+_hooks: dict[Phase, list[tuple[str, _Ref]]] = {"before": [], "after_in_parent": [], "after_in_child": [],
+                                               "at_child_exit": []}
 _installed = False
+_armed = False
+_exiting = False  # this (child) process has started its at_child_exit callbacks
+# Runs after the application's own multiprocessing finalizers (pools, queues: priority >= 0), which may
+# still log or trace.
+_EXIT_PRIORITY = -100
 
 
 def _ref(fn: Callable[[], None]) -> _Ref:
@@ -38,22 +53,70 @@ def _ref(fn: Callable[[], None]) -> _Ref:
 
 def register(name: str, *, after_in_child: Callable[[], None] | None = None,
              before: Callable[[], None] | None = None,
-             after_in_parent: Callable[[], None] | None = None) -> None:
+             after_in_parent: Callable[[], None] | None = None,
+             at_child_exit: Callable[[], None] | None = None) -> None:
     """Run the callbacks around every later ``fork()``, replacing any registered under ``name`` before.
 
     ``name`` identifies the component (registering again is idempotent) and labels its errors.
+    ``at_child_exit`` runs when a ``multiprocessing`` child forked from this process exits.
     """
     global _installed
     with _lock:
         for phase in _hooks:
             _hooks[phase] = [(n, r) for n, r in _hooks[phase] if n != name]
         for phase, fn in (("before", before), ("after_in_parent", after_in_parent),
-                          ("after_in_child", after_in_child)):
+                          ("after_in_child", after_in_child), ("at_child_exit", at_child_exit)):
             if fn is not None:
                 _hooks[phase].append((name, _ref(fn)))  # type: ignore[index]
         if not _installed and hasattr(os, "register_at_fork"):
             os.register_at_fork(before=_run_before, after_in_parent=_run_parent, after_in_child=_run_child)
             _installed = True
+    if at_child_exit is not None:
+        _arm_multiprocessing()
+
+
+class _Marker:
+    """What ``multiprocessing.util.register_after_fork`` keeps a weak reference to (held here forever)."""
+
+
+_MARKER = _Marker()
+
+
+def _arm_multiprocessing() -> None:
+    """Have every ``multiprocessing`` child forked from now on run the ``at_child_exit`` callbacks at exit.
+
+    multiprocessing runs its after-fork list in the child after clearing the finalizers inherited from the
+    parent, so the finalizer is made there, for that child; a fork not made by multiprocessing is untouched.
+    """
+    global _armed
+    if _armed:
+        return
+    _armed = True
+    import multiprocessing.util
+
+    multiprocessing.util.register_after_fork(_MARKER, _arm_child)
+
+
+def _arm_child(_marker: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _run_child_exit, exitpriority=_EXIT_PRIORITY)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the application's own handler stays in charge
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM in a multiprocessing child: flush, then die of the signal as the parent expects.
+
+    ``Pool.terminate()`` also tells idle workers to stop, so the signal can land while a worker is already
+    flushing on its way out: then the flush in progress (interrupted by this handler, on the same thread)
+    must be left to finish, and the worker exits by itself right after.
+    """
+    if _exiting:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    _run_child_exit()
+    os.kill(os.getpid(), signum)
 
 
 def unregister(name: str) -> None:
@@ -99,3 +162,9 @@ def _run_child() -> None:
     global _lock
     _lock = threading.Lock()
     _run("after_in_child")
+
+
+def _run_child_exit() -> None:
+    global _exiting
+    _exiting = True
+    _run("at_child_exit")
