@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from conftest import protocol_of
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otlp_receiver import OTLPReceiver
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,8 +28,8 @@ def _init(endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
     kw.setdefault("log_stream", io.StringIO())
     kw.setdefault("log_format", "json")
     kw.setdefault("metrics", False)
-    return obskit.init(service_name="loss-test", otlp_endpoint=endpoint, otlp_protocol=protocol,
-                       integrations="none", **kw)
+    kw.setdefault("integrations", "none")
+    return obskit.init(service_name="loss-test", otlp_endpoint=endpoint, otlp_protocol=protocol, **kw)
 
 
 def test_resource_hash_is_computed_once(fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,3 +120,21 @@ def test_exporters_are_built_in_init_on_the_callers_thread(fresh: None, receiver
     assert obskit.shutdown(timeout=10)
     assert len(built) == 3  # used as built, not built again on the export threads
     assert any(s.name == "first" for s in receiver.spans())
+
+
+def test_obskit_does_not_trace_its_own_exports(fresh: None) -> None:
+    """With the requests integration and OTLP/HTTP, pushes and flushes make no span; the app's calls do."""
+    requests = pytest.importorskip("requests")
+    memory = InMemorySpanExporter()
+    with OTLPReceiver("http") as rx:
+        tel = _init(rx.endpoint, "http/protobuf", metrics=True, integrations=["requests"],
+                    span_processors=[SimpleSpanProcessor(memory)])
+        assert tel.integrations == ["requests"]
+        obskit.counter("pushed_things").inc()
+        with obskit.span("app-work"):
+            obskit.get_logger("app").info("working")
+        assert obskit.force_flush(timeout=10)  # a span, a log record and a metric push, over HTTP
+        requests.get(f"{rx.endpoint}/the-apps-own-call", timeout=10)
+        assert obskit.shutdown(timeout=10)  # exports and pushes once more
+        assert rx.metrics_requests() and rx.requests("traces") and rx.requests("logs")
+    assert sorted(s.name for s in memory.get_finished_spans()) == ["GET", "app-work"]

@@ -6,15 +6,21 @@ obskit's precedence (argument > ``OBSKIT_*`` > ``OTEL_*``) must hold for every s
 
 The guard turns a raising exporter into a failed export, counts failures for self-telemetry, and marks the
 exporting thread so that log records the exporter writes are printed but never exported again (the
-recursion the OTel logging handler is known for).
+recursion the OTel logging handler is known for). Every call runs with instrumentation suppressed: an
+export is obskit's traffic, not the application's, and with the ``requests`` integration each OTLP/HTTP
+metric push became a ``POST .../v1/metrics`` span (the SDK suppresses around its batch exports, but not
+around obskit's metrics pusher or a flush).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -27,6 +33,16 @@ from ._safe import report_internal_error, telemetry_section
 __all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter", "make_exporter"]
 
 Signal = Literal["traces", "logs", "metrics"]
+
+
+@contextlib.contextmanager
+def _unobserved() -> Iterator[None]:
+    """Instrumentations (``requests``, ``urllib3``, gRPC) record nothing inside the block."""
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _new_otlp(signal: Signal, config: Config) -> Any:
@@ -110,7 +126,7 @@ class _Guard:
 
     def _call(self, fn_name: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            with self._gate, telemetry_section():
+            with self._gate, telemetry_section(), _unobserved():
                 result = getattr(self.inner, fn_name)(*args, **kwargs)
         except Exception as exc:
             report_internal_error(f"{self.signal} exporter", exc)
@@ -130,7 +146,7 @@ class _Guard:
             return  # nothing was built in this process: no channel to close
         try:
             # Not behind the gate: shutting down is what interrupts an export stuck in its retries.
-            with telemetry_section():
+            with telemetry_section(), _unobserved():
                 self.inner.shutdown(**kwargs)
         except Exception as exc:
             report_internal_error(f"{self.signal} exporter shutdown", exc)
