@@ -24,9 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(log_format=args.format, orders=max(3, args.orders))
     if args.command == "config":
         from ._config import resolve
+        from ._setup import integration_names
 
-        config = resolve({})
-        print(config)
+        config = resolve({}, integration_names=integration_names())
+        print(config)  # redacted like every exit: header values masked, no credentials in URLs
         for warning in config.warnings:
             print(warning, file=sys.stderr)
         return 0

@@ -4,7 +4,8 @@ The table (``OPTIONS``) is the single source of truth: ``init()``'s keywords, th
 the accepted values quoted in warnings and ``docs/configuration.md`` (kept in step by a test) all come
 from it. A bad value never stops the application: it is reported once, naming the option or variable and
 what is accepted (never the value of a secret), and the default is used; under ``strict`` it raises
-:class:`~obskit.ConfigError` instead.
+:class:`~obskit.ConfigError` instead. A rejected value has no effect at all: a list or a set of pairs with one
+bad entry is rejected whole, never applied in part.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import sys
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import IO, Any
 
 from ._errors import ConfigError
+from ._runtime._redact import Redactor
 
 __all__ = ["OPTIONS", "Config", "Option", "resolve"]
 
@@ -42,9 +45,25 @@ class _Invalid(ValueError):
 # --- parsers: each takes a Python value or an environment string and returns the typed value ----------
 
 
+def _utf8(text: str) -> bool:
+    """False for text holding undecodable bytes (lone surrogates from ``surrogateescape``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _p_str(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise _Invalid("a non-empty string")
+    if not isinstance(v, str) or not v.strip() or not _utf8(v):
+        raise _Invalid("a non-empty string of valid UTF-8 text")
+    return v.strip()
+
+
+def _p_host(v: Any) -> str:
+    message = "an IP address or host name of this machine, such as 127.0.0.1 or 0.0.0.0"
+    if not isinstance(v, str) or not v.strip() or not v.strip().isascii() or re.search(r"[\s/@]", v.strip()):
+        raise _Invalid(message)
     return v.strip()
 
 
@@ -94,16 +113,23 @@ def _number(message: str, cast: Callable[[Any], Any], ok: Callable[[Any], bool],
 _p_protocol = _choice("'grpc' or 'http/protobuf'", "grpc", "http/protobuf", aliases={"http": "http/protobuf"})
 _p_format = _choice("'json', 'console' or 'auto'", "json", "console", "auto")
 _p_exporter = _choice("'otlp', 'console' or 'none'", "otlp", "console", "none")
+_p_compression = _choice("'gzip', 'deflate' or 'none'", "gzip", "deflate", "none")
+# Comparisons are false for NaN, and the upper bounds keep out inf and values that overflow a deadline.
 _p_ratio = _number("a number from 0.0 to 1.0", float, lambda f: 0.0 <= f <= 1.0)
 _p_port = _number("a TCP port number from 0 to 65535 (0 picks a free port)", int, lambda p: 0 <= p <= 65535)
-_p_pos_int = _number("a positive whole number", int, lambda i: i > 0)
-_p_pos_seconds = _number("a positive number of seconds", float, lambda f: f > 0)
+_p_label_sets = _number("a whole number from 1 to 1000000", int, lambda i: 1 <= i <= 1_000_000)
+_p_timeout_s = _number("a number of seconds from 0.001 to 3600", float, lambda f: 0.001 <= f <= 3600)
 # OTel's spec gives these in milliseconds (the Python exporters wrongly read seconds); stored as seconds.
-_p_millis = _number("a positive number of milliseconds", float, lambda f: f > 0, scale=0.001)
+_p_timeout_ms = _number("a number of milliseconds from 1 to 3600000", float, lambda f: 1 <= f <= 3_600_000,
+                        scale=0.001)
+# Below 100 ms the push thread would spin (0.001 ms took 42% of a core while idle); above a day it sleeps
+# past any useful horizon (1e16 ms overflows the thread's wait).
+_p_interval_ms = _number("a number of milliseconds from 100 to 86400000 (one day)", float,
+                         lambda f: 100 <= f <= 86_400_000, scale=0.001)
 
 
 def _p_url(v: Any) -> str:
-    if not isinstance(v, str):
+    if not isinstance(v, str) or not _utf8(v):
         raise _Invalid("an http:// or https:// URL such as http://localhost:4317")
     s = v.strip()
     try:
@@ -118,27 +144,77 @@ def _p_url(v: Any) -> str:
 
 
 def _pairs(v: Any, example: str) -> dict[str, str]:
-    """A mapping, or W3C-style ``k=v,k2=v2`` with URL-encoded parts (OTEL_RESOURCE_ATTRIBUTES, headers)."""
-    if isinstance(v, Mapping):
-        return {str(k).strip(): str(val) for k, val in v.items()}
-    if not isinstance(v, str):
-        raise _Invalid(f"a dict or comma-separated key=value pairs, e.g. {example!r}")
+    """A mapping, or W3C-style ``k=v,k2=v2`` with URL-encoded parts (OTEL_RESOURCE_ATTRIBUTES, headers).
+
+    One malformed entry rejects the whole value: applying the well-formed rest would half-apply it.
+    """
+    message = f"comma-separated key=value pairs with non-empty keys in valid UTF-8, e.g. {example!r}"
     out: dict[str, str] = {}
-    for part in v.split(","):
-        if not part.strip():
-            continue
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
-            raise _Invalid(f"comma-separated key=value pairs with non-empty keys, e.g. {example!r}")
-        out[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(val.strip())
+    if isinstance(v, Mapping):
+        out = {str(k).strip(): str(val) for k, val in v.items()}
+    elif isinstance(v, str):
+        for part in v.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise _Invalid(message)
+            try:
+                out[urllib.parse.unquote(key.strip(), errors="strict")] = urllib.parse.unquote(
+                    val.strip(), errors="strict")
+            except UnicodeDecodeError:  # %-escapes that are not UTF-8
+                raise _Invalid(message) from None
+    else:
+        raise _Invalid(f"a dict or {message}")
+    if any(not k or not _utf8(k) or not _utf8(val) for k, val in out.items()):
+        raise _Invalid(message)
     return out
+
+
+# RFC 9110 token characters (a header name), and the visible ASCII a header value may hold.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 def _p_headers(v: Any) -> dict[str, str]:
-    out = {k.lower(): val for k, val in _pairs(v, "api-key=abc,x-team=pay").items()}
-    if any(not k for k in out):
-        raise _Invalid("key=value pairs with non-empty keys")
+    message = ("comma-separated name=value pairs (URL-encoded) or a dict; names of letters, digits and "
+               "!#$%&'*+-.^_`|~ (no spaces, ASCII only), values of printable ASCII; "
+               "e.g. 'x-team=pay,x-region=eu'")
+    try:
+        pairs = _pairs(v, "x-team=pay,x-region=eu")
+    except _Invalid:
+        raise _Invalid(message) from None
+    out = {k.lower(): val.strip() for k, val in pairs.items()}
+    if not all(_HEADER_NAME.fullmatch(k) and _HEADER_VALUE.fullmatch(val) for k, val in out.items()):
+        raise _Invalid(message)
     return out
+
+
+def _p_stream(v: Any) -> Any:
+    if not callable(getattr(v, "write", None)):
+        raise _Invalid("a text stream: an object with a write() method, such as sys.stdout or an open file")
+    return v
+
+
+def _p_dir(v: Any) -> str:
+    """A directory obskit can create files in: an existing writable one, or one it can create."""
+    path = _p_str(v)
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not (os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK)):
+        raise _Invalid("a directory this process can write to (created if missing)")
+    return path
+
+
+def _p_file(v: Any) -> str:
+    path = _p_str(v)
+    if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        raise _Invalid("the path of a readable PEM file")
+    return path
 
 
 def _p_level(v: Any) -> int:
@@ -219,7 +295,7 @@ OPTIONS: tuple[Option, ...] = (
        obskit_env="OBSKIT_ENVIRONMENT", accepted="string"),
     _o("resource_attributes", _p_kv, {}, "Extra resource attributes; `service.name`, `service.version` "
        "and `deployment.environment(.name)` here fill the options above when those are unset.",
-       obskit_env="OBSKIT_RESOURCE_ATTRIBUTES", otel_env="OTEL_RESOURCE_ATTRIBUTES", arg=False,
+       obskit_env="OBSKIT_RESOURCE_ATTRIBUTES", otel_env="OTEL_RESOURCE_ATTRIBUTES", arg=False, secret=True,
        accepted="k=v,k2=v2"),
     _o("otlp_endpoint", _p_url, None, "Collector base URL; `/v1/traces`, `/v1/logs`, `/v1/metrics` are "
        "appended for HTTP. Unset: nothing is exported.",
@@ -235,14 +311,25 @@ OPTIONS: tuple[Option, ...] = (
        "is 4318, else `grpc`.",
        obskit_env="OBSKIT_OTLP_PROTOCOL", otel_env="OTEL_EXPORTER_OTLP_PROTOCOL",
        accepted="grpc, http/protobuf"),
-    _o("otlp_headers", _p_headers, {}, "Headers sent with every export (e.g. an API key). Masked in reprs.",
+    _o("otlp_headers", _p_headers, {}, "Headers sent with every export (e.g. an API key), over gRPC and HTTP "
+       "alike; `OBSKIT_OTLP_HEADERS` replaces `OTEL_EXPORTER_OTLP_HEADERS`, never merges with it. Masked in "
+       "reprs.",
        obskit_env="OBSKIT_OTLP_HEADERS", otel_env="OTEL_EXPORTER_OTLP_HEADERS", secret=True,
-       accepted="k=v,k2=v2 (URL-encoded) or a dict"),
-    _o("export_timeout", _p_pos_seconds, 10.0, "Seconds one export call may take. The OTel variable is in "
+       accepted="k=v,k2=v2 (URL-encoded) or a dict; header names, printable ASCII values"),
+    _o("otlp_compression", _p_compression, "none", "Compression of export requests.",
+       obskit_env="OBSKIT_OTLP_COMPRESSION", otel_env="OTEL_EXPORTER_OTLP_COMPRESSION", arg=False,
+       accepted="gzip, deflate, none"),
+    _o("otlp_certificate", _p_file, None, "CA certificate (PEM) that verifies an `https` collector.",
+       otel_env="OTEL_EXPORTER_OTLP_CERTIFICATE", arg=False, accepted="path of a readable file"),
+    _o("otlp_client_certificate", _p_file, None, "Client certificate (PEM) for mutual TLS.",
+       otel_env="OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", arg=False, accepted="path of a readable file"),
+    _o("otlp_client_key", _p_file, None, "Client private key (PEM) for mutual TLS.",
+       otel_env="OTEL_EXPORTER_OTLP_CLIENT_KEY", arg=False, accepted="path of a readable file"),
+    _o("export_timeout", _p_timeout_s, 10.0, "Seconds one export call may take. The OTel variable is in "
        "milliseconds, as the spec says.",
-       obskit_env="OBSKIT_EXPORT_TIMEOUT", arg=False, accepted="seconds > 0"),
-    _o("export_timeout_otel", _p_millis, None, "Same as `export_timeout`, in milliseconds.",
-       otel_env="OTEL_EXPORTER_OTLP_TIMEOUT", arg=False, accepted="milliseconds > 0"),
+       obskit_env="OBSKIT_EXPORT_TIMEOUT", arg=False, accepted="0.001 to 3600 (seconds)"),
+    _o("export_timeout_otel", _p_timeout_ms, None, "Same as `export_timeout`, in milliseconds.",
+       otel_env="OTEL_EXPORTER_OTLP_TIMEOUT", arg=False, accepted="1 to 3600000 (milliseconds)"),
     _o("traces", _p_bool, True, "Set up tracing.", obskit_env="OBSKIT_TRACES", accepted="bool"),
     _o("logs", _p_bool, True, "Set up logging (structlog + stdlib) and, with an endpoint, OTLP log export.",
        obskit_env="OBSKIT_LOGS", accepted="bool"),
@@ -271,28 +358,33 @@ OPTIONS: tuple[Option, ...] = (
     _o("log_format", _p_format, "auto", "`json`: one object per line; `console`: readable, "
        "coloured on a TTY; `auto`: console on a TTY, else JSON.",
        obskit_env="OBSKIT_LOG_FORMAT", accepted="json, console, auto"),
-    _o("log_stream", lambda v: v, None, "File object lines are written to (default `sys.stdout`).",
-       accepted="a text file object"),
+    _o("log_stream", _p_stream, None, "File object lines are written to (default `sys.stdout`).",
+       accepted="a text stream (has write())"),
     _o("metrics_port", _p_port, None, "Serve `/metrics` on this port in a background thread "
        "(0: any free port).",
        obskit_env="OBSKIT_METRICS_PORT", accepted="0-65535"),
-    _o("metrics_addr", _p_str, "127.0.0.1", "Bind address of the `/metrics` server; "
+    _o("metrics_addr", _p_host, "127.0.0.1", "Bind address of the `/metrics` server; "
        "containers set `0.0.0.0`.",
-       obskit_env="OBSKIT_METRICS_ADDR", arg=False, accepted="host or IP"),
-    _o("metric_export_interval", _p_millis, 60.0, "Interval between OTLP metric pushes (stored in seconds).",
-       otel_env="OTEL_METRIC_EXPORT_INTERVAL", arg=False, accepted="milliseconds > 0"),
-    _o("metrics_max_label_sets", _p_pos_int, 2000, "Label sets one metric may hold before new ones fold into "
-       "an `_other` overflow series.",
-       obskit_env="OBSKIT_METRICS_MAX_LABEL_SETS", arg=False, accepted="whole number > 0"),
-    _o("multiproc_dir", _p_str, None, "Directory for prometheus-client multiprocess files (multi-worker "
+       obskit_env="OBSKIT_METRICS_ADDR", arg=False, accepted="host or IP of this machine"),
+    _o("metric_export_interval", _p_interval_ms, 60.0, "Interval between OTLP metric pushes (stored in "
+       "seconds).",
+       otel_env="OTEL_METRIC_EXPORT_INTERVAL", arg=False, accepted="100 to 86400000 (milliseconds)"),
+    _o("metrics_max_label_sets", _p_label_sets, 2000, "Label sets one metric may hold before new ones fold "
+       "into an `_other` overflow series.",
+       obskit_env="OBSKIT_METRICS_MAX_LABEL_SETS", arg=False, accepted="1 to 1000000"),
+    _o("multiproc_dir", _p_dir, None, "Directory for prometheus-client multiprocess files (multi-worker "
        "servers). Created and wiped at start by obskit.",
-       obskit_env="OBSKIT_MULTIPROC_DIR", otel_env="PROMETHEUS_MULTIPROC_DIR", arg=False, accepted="path"),
+       obskit_env="OBSKIT_MULTIPROC_DIR", otel_env="PROMETHEUS_MULTIPROC_DIR", arg=False,
+       accepted="a writable directory"),
     _o("integrations", _p_integrations, "auto", "Which integrations to enable: `auto` (every one whose "
        "library is importable), `none`, or a list of names.",
-       obskit_env="OBSKIT_INTEGRATIONS", accepted="auto, none, or comma-separated names"),
-    _o("redact", _p_names, (), "Extra keys whose values become `[REDACTED]` in logs and span attributes "
-       "(added to the built-in list).",
+       obskit_env="OBSKIT_INTEGRATIONS", accepted="auto, none, or comma-separated integration names"),
+    _o("redact", _p_names, (), "Extra keys whose values become `[REDACTED]` wherever obskit writes or "
+       "exports them, and sensitive URL parameters (added to the built-in list).",
        obskit_env="OBSKIT_REDACT", accepted="comma-separated keys"),
+    _o("redact_exceptions", _p_bool, False, "Also scrub exception messages and tracebacks (URL credentials, "
+       "sensitive `name=value` parameters); off by default, as they are what a developer needs.",
+       obskit_env="OBSKIT_REDACT_EXCEPTIONS", accepted="bool"),
     _o("strict", _p_bool, False, "Raise `obskit.ConfigError` on a bad setting instead of warning.",
        obskit_env="OBSKIT_STRICT", accepted="bool"),
 )
@@ -315,6 +407,10 @@ class Config:
     otlp_logs_endpoint: str | None
     otlp_protocol: str
     otlp_headers: Mapping[str, str]
+    otlp_compression: str
+    otlp_certificate: str | None
+    otlp_client_certificate: str | None
+    otlp_client_key: str | None
     export_timeout: float
     traces: bool
     logs: bool
@@ -335,6 +431,7 @@ class Config:
     multiproc_dir: str | None
     integrations: tuple[str, ...] | str
     redact: tuple[str, ...]
+    redact_exceptions: bool
     strict: bool
     # Problems found while resolving, already phrased for the user; obskit logs each once after logging is up.
     warnings: tuple[str, ...] = ()
@@ -342,7 +439,8 @@ class Config:
     def endpoint_for(self, signal: str) -> str | None:
         """The URL one signal's exporter should use, or None when that signal is not exported.
 
-        A per-signal URL is used as is; the base URL gets ``/v1/<signal>`` appended for HTTP.
+        A per-signal URL is used as is; the base URL gets ``/v1/<signal>`` appended to its path for HTTP
+        (a query string, such as an ``api_key`` some vendors take, stays after it).
         """
         specific = {"traces": self.otlp_traces_endpoint, "metrics": self.otlp_metrics_endpoint,
                     "logs": self.otlp_logs_endpoint}[signal]
@@ -351,7 +449,8 @@ class Config:
         if not self.otlp_endpoint:
             return None
         if self.otlp_protocol == "http/protobuf":
-            return f"{self.otlp_endpoint.rstrip('/')}/v1/{signal}"
+            u = urllib.parse.urlsplit(self.otlp_endpoint)
+            return urllib.parse.urlunsplit(u._replace(path=f"{u.path.rstrip('/')}/v1/{signal}"))
         return self.otlp_endpoint
 
     def exports(self, signal: str) -> bool:
@@ -362,25 +461,18 @@ class Config:
         return enabled and not self.disabled and exporter == "otlp" and self.endpoint_for(signal) is not None
 
     def __repr__(self) -> str:
+        """Every field, redacted as any other exit is (``obskit config`` prints this): header values
+        masked, resource attributes by key, URLs without credentials or sensitive parameters."""
+        red = Redactor(self.redact)
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "otlp_headers":
                 value = {k: _MASK for k in value}
-            elif f.name.startswith("otlp_") and isinstance(value, str) and "@" in value:
-                value = _strip_userinfo(value)
+            elif isinstance(value, Mapping | str | tuple):
+                value = red.redact_value(value)
             parts.append(f"{f.name}={value!r}")
         return f"Config({', '.join(parts)})"
-
-
-def _strip_userinfo(url: str) -> str:
-    u = urllib.parse.urlsplit(url)
-    if u.username is None and u.password is None:
-        return url
-    host = u.hostname or ""
-    if u.port:
-        host = f"{host}:{u.port}"
-    return urllib.parse.urlunsplit((u.scheme, f"{_MASK}@{host}", u.path, u.query, u.fragment))
 
 
 def _default_service_name() -> str:
@@ -388,20 +480,26 @@ def _default_service_name() -> str:
     return f"unknown_service:{prog}" if prog else "unknown_service"
 
 
-def resolve(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
-    """Resolve every option from ``args`` (``None`` means unset), then the environment, then defaults."""
+def resolve(args: Mapping[str, Any], environ: Mapping[str, str] | None = None, *,
+            integration_names: Collection[str] | None = None) -> Config:
+    """Resolve every option from ``args`` (``None`` means unset), then the environment, then defaults.
+
+    ``integration_names`` (what the integrations registry knows, given by ``init()`` and ``obskit config``)
+    lets a list naming an unknown integration be rejected like any other bad value.
+    """
     env = os.environ if environ is None else environ
     problems: list[str] = []
 
     strict_opt = _BY_NAME["strict"]
     strict = bool(_take(strict_opt, args, env, problems))
 
+    checks: dict[str, Callable[[Any], None]] = {}
+    if integration_names is not None:
+        checks["integrations"] = _integrations_check(integration_names)
     values: dict[str, Any] = {}
     for opt in OPTIONS:
-        values[opt.name] = strict if opt is strict_opt else _take(opt, args, env, problems)
-
-    if problems and strict:
-        raise ConfigError("invalid obskit configuration: " + "; ".join(problems))
+        values[opt.name] = strict if opt is strict_opt else _take(opt, args, env, problems,
+                                                                   checks.get(opt.name))
 
     attrs = dict(values["resource_attributes"])
     service_name = values["service_name"] or attrs.get("service.name") or _default_service_name()
@@ -413,6 +511,15 @@ def resolve(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -
     if protocol is None:
         base = values["otlp_endpoint"] or ""
         protocol = "http/protobuf" if urllib.parse.urlsplit(base).port == 4318 else "grpc"
+    if protocol == "grpc":  # gRPC has no place for URL credentials: its exporter would print them instead
+        for name in ("otlp_endpoint", "otlp_traces_endpoint", "otlp_metrics_endpoint", "otlp_logs_endpoint"):
+            url = values[name]
+            if url and "@" in urllib.parse.urlsplit(url).netloc:
+                values[name] = None
+                problems.append(
+                    f"obskit: invalid {_where(_BY_NAME[name], args, env)}; expected a URL without "
+                    "credentials (user:password@) over gRPC, which cannot send them: send an authorization "
+                    "header with OBSKIT_OTLP_HEADERS instead. Nothing is exported there.")
 
     # An endpoint passed in code wins over per-signal variables; otherwise the more specific variable wins.
     per_signal = {s: values[f"otlp_{s}_endpoint"] for s in ("traces", "metrics", "logs")}
@@ -434,6 +541,9 @@ def resolve(args: Mapping[str, Any], environ: Mapping[str, str] | None = None) -
         else:
             ratio = 1.0
 
+    if problems and strict:
+        raise ConfigError("invalid obskit configuration: " + "; ".join(problems))
+
     derived: dict[str, Any] = {
         "service_name": service_name, "service_version": service_version, "environment": environment,
         "resource_attributes": attrs, "otlp_protocol": protocol, "export_timeout": timeout,
@@ -454,8 +564,23 @@ def _source(opt: Option, args: Mapping[str, Any], env: Mapping[str, str]) -> str
     return "default"
 
 
-def _take(opt: Option, args: Mapping[str, Any], env: Mapping[str, str], problems: list[str]) -> Any:
-    """The first source that parses wins; a source that fails to parse is reported and skipped."""
+def _where(opt: Option, args: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """Where the value in force came from, as a warning names it."""
+    source = _source(opt, args, env)
+    return f"argument {opt.name}" if source == "argument" else f"environment variable {source}"
+
+
+def _integrations_check(known: Collection[str]) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if isinstance(value, tuple) and any(n.lower() not in known for n in value):
+            raise _Invalid(f"auto, none, or comma-separated names from: {', '.join(sorted(known))}")
+
+    return check
+
+
+def _take(opt: Option, args: Mapping[str, Any], env: Mapping[str, str], problems: list[str],
+          check: Callable[[Any], None] | None = None) -> Any:
+    """The first source that parses wins; a source that fails to parse is reported and has no effect."""
     candidates: list[tuple[str, Any]] = []
     if opt.arg and args.get(opt.name) is not None:
         candidates.append((f"argument {opt.name}", args[opt.name]))
@@ -465,7 +590,10 @@ def _take(opt: Option, args: Mapping[str, Any], env: Mapping[str, str], problems
             candidates.append((f"environment variable {var}", raw))
     for where, raw in candidates:
         try:
-            return opt.parse(raw)
+            value = opt.parse(raw)
+            if check is not None:
+                check(value)
+            return value
         except _Invalid as exc:
             shown = "" if opt.secret or opt.parse is _p_url else f" (got {_short(raw)})"
             problems.append(f"obskit: invalid {where}{shown}; expected {exc}. Using the "
@@ -474,5 +602,6 @@ def _take(opt: Option, args: Mapping[str, Any], env: Mapping[str, str], problems
 
 
 def _short(raw: Any) -> str:
-    text = repr(raw)
+    """The rejected value as a warning quotes it: short, and scrubbed like any text obskit writes."""
+    text = Redactor().scrub_text(repr(raw))
     return text if len(text) <= 40 else text[:37] + "..."

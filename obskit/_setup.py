@@ -8,7 +8,6 @@ timeout is up, whatever the collector does: the host application's exit is never
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -23,17 +22,19 @@ from opentelemetry.trace import Tracer
 from . import _metrics
 from . import _traces as _tracing
 from ._config import Config, resolve
+from ._errors import ConfigError
 from ._logs import _api as _logging
 from ._logs import _global as _log_global
 from ._logs._otlp import build_logger_provider
-from ._runtime import _fork, _health
+from ._runtime import _fork, _health, _redact
+from ._runtime._redact import Redactor
 from ._runtime._resource import build_resource
-from ._runtime._safe import capture_internal_exceptions, report_internal_error, run_bounded
+from ._runtime._safe import SafeLogger, capture_internal_exceptions, report_internal_error, run_bounded
 from .integrations import _registry as _integrations
 
 __all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "reset", "shutdown"]
 
-_log = logging.getLogger("obskit")
+_log = SafeLogger("obskit")  # an application's raising root handler must not make init() raise
 
 #: init() keywords that are not settings (no environment variable): objects tests and embedders hand in.
 SEAMS = ("env", "span_processors", "id_generator")
@@ -139,7 +140,8 @@ def init(
     log_stream: IO[str] | None = None,
     metrics_port: int | None = None,
     integrations: str | list[str] | tuple[str, ...] | None = "auto",
-    redact: list[str] | tuple[str, ...] = (),
+    redact: str | list[str] | tuple[str, ...] = (),
+    redact_exceptions: bool | None = None,
     strict: bool | None = None,
     env: Mapping[str, str] | None = None,
     span_processors: Sequence[SpanProcessor] = (),
@@ -164,15 +166,18 @@ def init(
         "metrics_port": metrics_port,
         # "auto" is the signature's default: let OBSKIT_INTEGRATIONS decide unless the caller chose.
         "integrations": None if integrations == "auto" else integrations,
-        "redact": tuple(redact) or None, "strict": strict,
+        # A string is one comma-separated list (redact="ssn" is the key ssn, not the keys s and n).
+        "redact": redact or None, "redact_exceptions": redact_exceptions, "strict": strict,
     }
     with _init_lock:
         if _current is not None:
             _log.warning("obskit.init() was called again; keeping the first configuration (call "
                          "obskit.shutdown() first to start over)")
             return _current
-        config = resolve(args, env)  # raises ConfigError only under strict
-        resource = _guarded("resource", lambda: build_resource(config)) or Resource.create(
+        config = resolve(args, env, integration_names=integration_names())  # ConfigError under strict
+        # Before anything can print or export: every exit redacts with the keys this call configured.
+        _redact.install(Redactor(config.redact, scrub_exceptions=config.redact_exceptions))
+        resource = _guarded("resource", lambda: build_resource(config)) or Resource(
             {"service.name": config.service_name})
         tel = Telemetry(config, resource)
         # Logging first, so that whatever the later steps report is already rendered by obskit.
@@ -186,7 +191,7 @@ def init(
         tel._tracing = _guarded("tracing setup", lambda: _tracing.setup_tracing(
             config, resource, span_processors=span_processors, id_generator=id_generator))
         if config.metrics:
-            tel._metrics = _guarded("metrics setup", lambda: _metrics.start_metrics(config, resource))
+            tel._metrics = _or_abandon(tel, "metrics setup", lambda: _metrics.start_metrics(config, resource))
         _guarded("semantic conventions", _stable_http_semconv)
         tel.integrations = _guarded("integrations", lambda: _integrations.enable(config)) or []
         _current = tel
@@ -211,9 +216,37 @@ def _stable_http_semconv() -> None:
 def _guarded(what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
+    except ConfigError:
+        raise  # only raised under strict, where the caller asked for it (see init)
     except Exception as exc:
         report_internal_error(what, exc)
         return None
+
+
+def _or_abandon(tel: Telemetry, what: str, fn: Callable[[], Any]) -> Any:
+    """A step that may find, under strict, a setting unusable only when used (a metrics port in use): the
+    ConfigError propagates after what this init() built is undone, so nothing is left half set up."""
+    try:
+        return _guarded(what, fn)
+    except ConfigError:
+        tel.shutdown(1.0)
+        if tel._tracing is not None:
+            _tracing.forget(tel._tracing)
+        for step, undo in (("integrations reset", _integrations.disable_all),
+                           ("logging reset", _logging.reset), ("tracing reset", _tracing.reset)):
+            _guarded(step, undo)
+        _redact.install(Redactor())
+        raise
+
+
+def integration_names() -> set[str] | None:
+    """Names an integrations list may hold: each integration's, and the aliases it explains (``flask``)."""
+    try:
+        found = _integrations.integrations()
+    except Exception as exc:
+        report_internal_error("integrations", exc)
+        return None
+    return set(found) | {alias for i in found.values() for alias in i.aliases}
 
 
 def shutdown(timeout: float = 5.0) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,6 +166,24 @@ def test_docs_list_every_option_and_variable() -> None:
     documented_vars = set(re.findall(r"`((?:OBSKIT|OTEL|PROMETHEUS)_[A-Z_]+)`", text))
     known = {v for o in OPTIONS for v in o.variables} | {"OBSKIT_DEBUG"}
     assert documented_vars <= known, f"docs mention unknown variables: {documented_vars - known}"
+
+
+# Defaults the table shows in the unit the variable is written in.
+_SHOWN_DEFAULTS = {"export_timeout": "10 s", "metric_export_interval": "60000 ms", "log_level": "INFO"}
+
+
+def _doc_row(opt: Any) -> str:
+    where = "`init()` and env" if opt.arg else "env only"
+    variables = ", ".join(f"`{v}`" for v in opt.variables) or "—"
+    default = _SHOWN_DEFAULTS.get(opt.name) or ("—" if opt.default in (None, {}, ()) else str(opt.default))
+    return f"| `{opt.name}` | {where} | {variables} | {opt.accepted} | {default} | {opt.doc} |"
+
+
+def test_docs_table_is_the_options_table() -> None:
+    """The table in docs/configuration.md is rendered from OPTIONS, row for row (accepted values, defaults,
+    meanings included); regenerate it with the rows this test renders when an option changes."""
+    rows = [line for line in DOCS.read_text().splitlines() if line.startswith("| `")]
+    assert rows == [_doc_row(opt) for opt in OPTIONS]
 
 
 def test_bad_value_at_init_warns_and_app_keeps_running(

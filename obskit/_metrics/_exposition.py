@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import gzip
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -21,12 +20,14 @@ from urllib.parse import parse_qs
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted, make_wsgi_app, start_http_server
 
+from .._errors import ConfigError
+from .._runtime._safe import SafeLogger
 from . import _multiprocess
 
 __all__ = ["SERVED_BY_ENV", "MetricsServer", "exposition_registry", "metrics_asgi_app", "metrics_wsgi_app",
            "render", "serve"]
 
-_log = logging.getLogger("obskit.metrics")
+_log = SafeLogger("obskit.metrics")
 #: pid of the process serving the aggregate ``/metrics`` port for a multi-worker server (inherited by forks)
 SERVED_BY_ENV = "OBSKIT_METRICS_SERVED_BY"
 _aggregates: dict[str, CollectorRegistry] = {}
@@ -144,8 +145,10 @@ class _Registry:
         return exposition_registry().restricted_registry(names)
 
 
-def serve(addr: str, port: int) -> MetricsServer | None:
-    """Serve ``/metrics`` on ``addr:port``. Another worker holding the port is not an error."""
+def serve(addr: str, port: int, strict: bool = False) -> MetricsServer | None:
+    """Serve ``/metrics`` on ``addr:port``. Another worker holding the port is not an error; otherwise a port
+    in use or an address that cannot be bound is a bad setting: reported naming the variables and what
+    they accept, or, under ``strict``, raised as ``ConfigError``."""
     if _multiprocess.enabled() and os.environ.get(SERVED_BY_ENV) in (str(os.getpid()), str(os.getppid())):
         return None  # this process or gunicorn's master already serves the aggregate
     try:
@@ -155,7 +158,13 @@ def serve(addr: str, port: int) -> MetricsServer | None:
             _log.info("obskit: %s:%d is already serving /metrics (another worker); this one does not.",
                       addr, port)
         else:
-            _log.error("obskit: cannot serve /metrics on %s:%d: %s", addr, port, exc)
+            message = (f"obskit: cannot serve /metrics on {addr}:{port} ({exc.strerror or exc}); expected "
+                       "metrics_port / OBSKIT_METRICS_PORT to be a free TCP port from 0 to 65535 (0 picks a "
+                       "free one) and OBSKIT_METRICS_ADDR an IP address or host name of this machine, such "
+                       "as 127.0.0.1 or 0.0.0.0. /metrics is not served.")
+            if strict:
+                raise ConfigError(message, option="metrics_port", variable="OBSKIT_METRICS_PORT") from None
+            _log.error("%s", message)
         return None
     if _multiprocess.enabled():
         os.environ[SERVED_BY_ENV] = str(os.getpid())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import logging
 import multiprocessing
 import os
 import sys
@@ -28,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._config import OPTIONS
+from .._runtime._safe import SafeLogger
 
 try:
     import fcntl
@@ -46,11 +46,13 @@ __all__ = [
     "wipe",
 ]
 
-_log = logging.getLogger("obskit.metrics")
+_log = SafeLogger("obskit.metrics")
 _MARKER = ".obskit-owner"
 _LOCK = ".obskit.lock"
-# Read before init() resolves settings (the mode is decided at import), but named by the one options table.
-_ENV_VARS = next(o for o in OPTIONS if o.name == "multiproc_dir").variables
+# Read before init() resolves settings (the mode is decided at import), but named and parsed by the one
+# options table, so a directory init() rejects is not used here either.
+_OPTION = next(o for o in OPTIONS if o.name == "multiproc_dir")
+_ENV_VARS = _OPTION.variables
 # Files whose values must survive their process (prometheus-client keeps them; we merge them).
 _ARCHIVED = ("counter", "histogram", "summary")
 
@@ -69,11 +71,16 @@ def enabled() -> bool:
 
 
 def env_directory() -> str | None:
-    """The directory the environment names (``OBSKIT_MULTIPROC_DIR``, else ``PROMETHEUS_MULTIPROC_DIR``)."""
+    """The directory the environment names (``OBSKIT_MULTIPROC_DIR``, else ``PROMETHEUS_MULTIPROC_DIR``),
+    if it is usable: a variable naming one this process cannot write to has no effect (``init()`` says so,
+    naming the variable)."""
     for var in _ENV_VARS:
         value = os.environ.get(var, "").strip()
         if value:
-            return value
+            try:
+                return str(_OPTION.parse(value))
+            except ValueError:
+                continue
     return None
 
 
@@ -158,6 +165,8 @@ def prepare_from_env() -> str | None:
     """
     path = env_directory()
     if path is None:
+        if any(os.environ.get(var, "").strip() for var in _ENV_VARS):
+            _stay_per_process()  # configured but unusable: init() reports it, naming the variable
         return None
     try:
         return _prepare(path)
@@ -165,9 +174,18 @@ def prepare_from_env() -> str | None:
         from .._runtime._safe import report_internal_error
 
         report_internal_error(f"multiprocess metrics directory {path}", exc)
-        for var in _ENV_VARS:  # so prometheus-client does not try the directory either
-            os.environ.pop(var, None)
+        _stay_per_process()
         return None
+
+
+def _stay_per_process() -> None:
+    """prometheus-client chose multiprocess values at import from ``PROMETHEUS_MULTIPROC_DIR``: undo that,
+    or every metric would try to write into the unusable directory."""
+    import prometheus_client.values
+
+    values: Any = prometheus_client.values  # untyped module
+    if getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.MutexValue
 
 
 def _prepare(path: str) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
 from .._config import Config
-from .._runtime._safe import report_internal_error
+from .._runtime._safe import SafeLogger, report_internal_error
 from . import _instruments, _multiprocess, _otel_api, _self
 from ._exposition import serve
 from ._instruments import _settings, set_strict_labels
@@ -17,7 +16,7 @@ from ._otlp import Pusher
 
 __all__ = ["MetricsHandle", "reset", "start_metrics"]
 
-_log = logging.getLogger("obskit.metrics")
+_log = SafeLogger("obskit.metrics")
 
 
 class MetricsHandle:
@@ -75,7 +74,7 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
     _otel_api.install()
     server = None
     if config.metrics_port is not None:
-        server = serve(config.metrics_addr, config.metrics_port)
+        server = serve(config.metrics_addr, config.metrics_port, strict=config.strict)
     pusher = None
     if config.exports("metrics"):
         pusher = Pusher(config, resource)
