@@ -273,16 +273,17 @@ def _build_state(config: Config, logger_provider: LoggerProvider | None) -> Stat
         render = _pl.make_json_renderer(service)
     else:
         render = _pl.make_console_renderer(colors=tty and _pl._colors_allowed())
+    redactor = Redactor(config.redact, scrub_exceptions=config.redact_exceptions)
     exporter = None
     if logger_provider is not None and config.logs:
         from ._otlp import OtlpBridge  # the SDK's logs module is only needed when exporting
 
-        exporter = OtlpBridge(logger_provider)
+        exporter = OtlpBridge(logger_provider, redactor)
     return State(
         level=config.log_level,
         render=render,
         stream=stream,
-        redactor=Redactor(config.redact),
+        redactor=redactor,
         exporter=exporter,
     )
 

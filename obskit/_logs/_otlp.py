@@ -3,7 +3,8 @@
 The bridge sits inside :func:`obskit._logs._pipeline.process`, after redaction, so an exported record
 carries exactly the redacted fields of the printed line and is emitted once per event, whichever front end
 (structlog or stdlib) produced it. Records produced while exporting, or by the exporter's own libraries, are
-printed but never exported: that feedback loop would otherwise grow with every failed export.
+printed but never exported: that feedback loop would otherwise grow with every failed export. Text that is
+not valid UTF-8 (lone surrogates) is repaired here: protobuf would refuse it, and with it the whole batch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
 from .._config import Config
-from .._runtime._safe import in_telemetry, telemetry_section
+from .._runtime._redact import Redactor
+from .._runtime._safe import in_telemetry, telemetry_section, utf8_safe
 from ._pipeline import ExcInfo, safe_str
 
 __all__ = ["OtlpBridge", "build_logger_provider", "coerce_attribute", "severity"]
@@ -74,6 +76,8 @@ def _scalar(v: object) -> bool:
 
 def coerce_attribute(value: Any) -> AttributeValue:
     """OTLP attributes take scalars or homogeneous scalar sequences; anything else becomes text."""
+    if type(value) is str:
+        return utf8_safe(value)
     if _scalar(value):
         return value  # type: ignore[no-any-return]
     if (
@@ -81,13 +85,13 @@ def coerce_attribute(value: Any) -> AttributeValue:
         and all(_scalar(x) for x in value)
         and (not value or all(type(x) is type(value[0]) for x in value))
     ):
-        return list(value)
+        return [utf8_safe(x) if type(x) is str else x for x in value]
     if isinstance(value, Mapping):
         try:
             return orjson.dumps(value, default=safe_str, option=orjson.OPT_NON_STR_KEYS).decode()
         except Exception:
-            return safe_str(value)
-    return safe_str(value)
+            return utf8_safe(safe_str(value))
+    return utf8_safe(safe_str(value))
 
 
 def exception_attributes(exc_info: ExcInfo) -> dict[str, AttributeValue]:
@@ -105,10 +109,11 @@ def exception_attributes(exc_info: ExcInfo) -> dict[str, AttributeValue]:
 class OtlpBridge:
     """Turns one processed event into one OTel ``LogRecord`` on the ``obskit`` logger."""
 
-    __slots__ = ("_logger",)
+    __slots__ = ("_logger", "_redactor")
 
-    def __init__(self, logger_provider: LoggerProvider) -> None:
+    def __init__(self, logger_provider: LoggerProvider, redactor: Redactor | None = None) -> None:
         self._logger = logger_provider.get_logger("obskit")
+        self._redactor = redactor or Redactor()
 
     def emit(
         self,
@@ -124,13 +129,16 @@ class OtlpBridge:
             return
         attributes: dict[str, AttributeValue] = {"logger.name": logger_name}
         for key, value in fields.items():
-            attributes[safe_str(key)] = coerce_attribute(value)
+            attributes[utf8_safe(safe_str(key))] = coerce_attribute(value)
         if record is not None:
             attributes["code.file.path"] = record.pathname
             attributes["code.function.name"] = record.funcName
             attributes["code.line.number"] = record.lineno
         if exc_info is not None:
-            attributes.update(exception_attributes(exc_info))
+            red = self._redactor
+            scrub = red.scrub_text if logger_name.startswith("obskit") else red.exception_text
+            for key, text in exception_attributes(exc_info).items():
+                attributes[key] = utf8_safe(scrub(text)) if isinstance(text, str) else text
         number, text = severity(level)
         log_record = LogRecord(
             timestamp=int(created * 1e9),
@@ -138,7 +146,7 @@ class OtlpBridge:
             context=otel_context.get_current(),
             severity_number=number,
             severity_text=text,
-            body=event if isinstance(event, str) else safe_str(event),
+            body=utf8_safe(event if isinstance(event, str) else safe_str(event)),
             attributes=attributes,
         )
         with telemetry_section():

@@ -28,7 +28,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 
 from .._runtime import _fork
 from .._runtime._redact import Redactor
-from .._runtime._safe import report_internal_error
+from .._runtime._safe import in_telemetry, report_internal_error, utf8_safe
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
@@ -42,6 +42,9 @@ _PREFIX_LEN = len(STRUCTLOG_KEY_PREFIX)
 _JSON_OPTS = orjson.OPT_APPEND_NEWLINE
 # Locals can hold passwords and tokens that redaction by key never sees: tracebacks never carry them.
 _TO_DICT = ExceptionDictTransformer(show_locals=False)
+# Loggers whose exceptions are telemetry's own (an exporter's connection error quoting its URL): their text
+# is always scrubbed, whereas the application's exceptions are only with ``redact_exceptions``.
+_INTERNAL = ("obskit.", "opentelemetry", "grpc")
 
 
 class Exporter(Protocol):
@@ -195,16 +198,18 @@ def _json_default(value: object) -> Any:
 def _sanitize(value: Any, depth: int = 0) -> Any:
     """Slow path: make anything orjson refused (huge ints, odd keys) serialisable."""
     if depth > 20:
-        return safe_str(value)
-    if isinstance(value, str | bool | float) or value is None:
+        return utf8_safe(safe_str(value))
+    if isinstance(value, str):
+        return utf8_safe(value)  # orjson refuses lone surrogates (undecodable bytes in a message)
+    if isinstance(value, bool | float) or value is None:
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, Mapping):
-        return {safe_str(k): _sanitize(v, depth + 1) for k, v in value.items()}
+        return {utf8_safe(safe_str(k)): _sanitize(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_sanitize(v, depth + 1) for v in value]
-    return safe_str(value)
+    return utf8_safe(safe_str(value))
 
 
 def render_json(
@@ -339,7 +344,9 @@ def process(
     """Redact, correlate, render, write, then export one event. Never raises.
 
     The line is written before the export so that it is out even if exporting fails, and so that anything
-    the exporter logs follows the line that caused it.
+    the exporter logs follows the line that caused it. The message is scrubbed like any other text (an
+    access line's ``?token=``, a library's warning quoting a URL with credentials); an exception's text
+    only with ``redact_exceptions``, or when it is telemetry's own.
     """
     st = STATE
     try:
@@ -347,6 +354,8 @@ def process(
         try:
             if fields and redactor.needs_redaction(fields):
                 fields = redactor.redact(fields)
+            if type(event) is str:
+                event = redactor.scrub_text(event)
         except Exception as exc:  # a value redaction cannot walk: keep the line, drop the fields
             report_internal_error("logging: redaction", exc)
             fields = {"obskit_error": "fields could not be redacted"}
@@ -360,7 +369,10 @@ def process(
         except Exception as exc:
             report_internal_error("logging: rendering", exc)
             line = _fallback_line(level, logger_name, event, exc_info)
-        _write(st.stream, line)
+        if exc_info is not None and (redactor.scrub_exceptions or in_telemetry()
+                                     or logger_name.startswith(_INTERNAL) or logger_name == "obskit"):
+            line = redactor.scrub_text(line)
+        _write(st.stream, utf8_safe(line))
         if st.exporter is not None:
             try:
                 st.exporter.emit(level, logger_name, event, fields, exc_info, created, record)
@@ -376,11 +388,12 @@ def _fallback_line(level: int, logger_name: str, event: Any, exc_info: ExcInfo |
         "timestamp": iso_timestamp(time.time()),
         "level": level_name(level),
         "logger": logger_name,
-        "event": safe_str(event),
+        "event": utf8_safe(safe_str(event)),
         "obskit_error": "fields could not be rendered",
     }
     if exc_info is not None:
-        out["exception"] = safe_str("".join(traceback.format_exception_only(exc_info[0], exc_info[1])))
+        out["exception"] = utf8_safe(safe_str("".join(traceback.format_exception_only(exc_info[0],
+                                                                                        exc_info[1]))))
     return orjson.dumps(out, option=_JSON_OPTS).decode()
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 import re
 import threading
 import time
@@ -28,6 +27,8 @@ from prometheus_client import Gauge as _PGauge
 from prometheus_client import Histogram as _PHistogram
 
 from .._errors import MetricError
+from .._runtime import _redact
+from .._runtime._safe import SafeLogger, utf8_safe
 from . import _multiprocess
 from ._exemplar import current_exemplar
 
@@ -42,7 +43,7 @@ __all__ = [
     "set_strict_labels",
 ]
 
-_log = logging.getLogger("obskit.metrics")
+_log = SafeLogger("obskit.metrics")  # a raising handler on the root logger must not make a metric call raise
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Latency buckets in seconds: 5 ms to 10 s, dense where web requests live.
@@ -150,7 +151,7 @@ class _Instrument:
         """Cache miss: check the labels, apply the cardinality guard, return the child or None (dropped)."""
         if labels.keys() != self._label_set:
             return self._label_error(labels)
-        values = tuple(str(labels[n]) for n in self.labelnames)
+        values = _label_values(self.labelnames, labels)
         limit = _max_label_sets()
         with self._lock:
             child = self._children.get(values)
@@ -381,6 +382,15 @@ class _Timer:
         return cast(F, wrapper)
 
 
+def _label_values(names: tuple[str, ...], labels: dict[str, Any]) -> tuple[str, ...]:
+    """Label values as exposed (once per new label set, on a cache miss): a label named like a secret has
+    its value redacted, every value is scrubbed like any text obskit emits, and undecodable text (lone
+    surrogates) is repaired, since one such value would fail every later scrape and OTLP push."""
+    red = _redact.current()
+    return tuple(_redact.REDACTED if red.is_sensitive(n) else utf8_safe(red.scrub_text(str(labels[n])))
+                 for n in names)
+
+
 def _define(kind: str, name: str, documentation: str, labels: Any, unit: str,
             buckets: Sequence[float] | None = None) -> Any:
     _check_name("metric name", name)
@@ -405,7 +415,7 @@ def _define(kind: str, name: str, documentation: str, labels: Any, unit: str,
             existing._same(kind, labelnames, unit, bounds)
             return existing
         _multiprocess.ensure_prepared()  # decide the mode before the first metric value is constructed
-        doc = documentation or base.replace("_", " ")
+        doc = utf8_safe(documentation or base.replace("_", " "))
         try:
             if kind == "counter":
                 inst: _Instrument = Counter(base, doc, labelnames, unit, _PCounter(base, doc, labelnames,

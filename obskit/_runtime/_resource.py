@@ -1,4 +1,10 @@
-"""The OpenTelemetry resource: who is emitting (service, version, environment, instance, host, process)."""
+"""The OpenTelemetry resource: who is emitting (service, version, environment, instance, host, process).
+
+Built from obskit's resolved settings only, never by ``Resource.create``: that one reads
+``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` itself, so a variable obskit rejected would still be
+applied in part (its well-formed entries), and its malformed entries echoed in a warning. The attributes
+are redacted like every other exit: ``auth_token=...`` in the resource attributes is a secret too.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,16 @@ import platform
 import socket
 import sys
 
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import (
+    TELEMETRY_SDK_LANGUAGE,
+    TELEMETRY_SDK_NAME,
+    TELEMETRY_SDK_VERSION,
+    Resource,
+    ServiceInstanceIdResourceDetector,
+)
 
 from .._config import Config
+from ._redact import Redactor
 
 __all__ = ["HashedResource", "build_resource", "process_attributes"]
 
@@ -44,9 +57,16 @@ def process_attributes() -> dict[str, str | int]:
 
 
 def build_resource(config: Config) -> Resource:
-    """``Resource.create`` adds the SDK attributes, ``service.instance.id`` (renewed by the SDK after a fork)
-    and ``OTEL_RESOURCE_ATTRIBUTES``; obskit's resolved settings are merged last so they win."""
-    attrs: dict[str, str | int] = dict(config.resource_attributes)
+    """The SDK attributes, ``service.instance.id`` (the SDK's detector, which the SDK renews after a fork),
+    the resource attributes obskit resolved, then obskit's own settings, which win; redacted."""
+    from opentelemetry.sdk import version
+
+    attrs: dict[str, str | int] = {
+        TELEMETRY_SDK_LANGUAGE: "python", TELEMETRY_SDK_NAME: "opentelemetry",
+        TELEMETRY_SDK_VERSION: version.__version__,
+        **{k: str(v) for k, v in ServiceInstanceIdResourceDetector().detect().attributes.items()},
+    }
+    attrs.update(config.resource_attributes)
     attrs.pop("deployment.environment", None)
     attrs.update({
         "service.name": config.service_name,
@@ -63,5 +83,4 @@ def build_resource(config: Config) -> Resource:
         attrs["service.version"] = config.service_version
     if config.environment:
         attrs["deployment.environment.name"] = config.environment
-    created = Resource.create(attrs)
-    return HashedResource(created.attributes, created.schema_url)
+    return HashedResource(Redactor(config.redact).redact(attrs))

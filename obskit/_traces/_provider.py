@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import cast
 
@@ -22,11 +21,12 @@ from .._runtime._batching import batch_span_processor
 from .._runtime._exporters import make_exporter
 from .._runtime._redact import Redactor
 from .._runtime._resource import process_attributes
+from .._runtime._safe import SafeLogger
 from . import _global, _redaction, _span
 
 __all__ = ["TracingHandle", "forget", "reset", "setup_tracing"]
 
-_log = logging.getLogger("obskit")
+_log = SafeLogger("obskit")
 
 
 def _sampler(config: Config) -> Sampler:
@@ -70,7 +70,7 @@ def setup_tracing(config: Config, resource: Resource, *, span_processors: Sequen
     ``span_processors`` are added after obskit's own (tests add an in-memory one); ``id_generator`` makes
     trace and span ids deterministic where a test needs them to be.
     """
-    _redaction.set_redactor(Redactor(config.redact))
+    _redaction.set_redactor(Redactor(config.redact, scrub_exceptions=config.redact_exceptions))
     if not config.traces or config.disabled:
         return None
 
