@@ -156,7 +156,7 @@ class OTLPReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                signal = self.path.rstrip("/").rsplit("/", 1)[-1]
+                signal = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]  # a query may follow
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 if signal not in _REQUEST_TYPES:

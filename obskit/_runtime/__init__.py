@@ -6,7 +6,8 @@
 - ``_health``: obskit's own counts (dropped items, failed exports).
 - ``_batching``: the SDK batch processors for spans and log records, with their drops counted.
 - ``_exporters``: the guarded OTLP exporter factory for all three signals.
-- ``_redact``: the one redaction mechanism used at every exit.
+- ``_otlp_build``: the OpenTelemetry OTLP exporters, configured by obskit's settings and nothing else.
+- ``_redact``: the one redaction mechanism used at every exit (``_urls``: secrets inside text and URLs).
 - ``_resource``: the OpenTelemetry resource describing this process.
 
 May import: ``obskit._config``, ``obskit._errors``, OpenTelemetry. Never a signal package: signals import

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from .._config import Config
 from . import _fork
 from . import _health as _self_telemetry
+from ._otlp_build import build_otlp_exporter
 from ._safe import report_internal_error, telemetry_section
 
 __all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter", "make_exporter"]
@@ -46,27 +47,7 @@ def _unobserved() -> Iterator[None]:
 
 
 def _new_otlp(signal: Signal, config: Config) -> Any:
-    endpoint = config.endpoint_for(signal)
-    headers = dict(config.otlp_headers) or None
-    timeout = config.export_timeout
-    G: Any
-    H: Any
-    if config.otlp_protocol == "grpc":
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as G
-        elif signal == "logs":
-            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as G
-        else:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as G
-        insecure = bool(endpoint and endpoint.startswith("http://"))
-        return G(endpoint=endpoint, insecure=insecure, headers=headers, timeout=timeout)
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as H
-    elif signal == "logs":
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as H
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as H
-    return H(endpoint=endpoint, headers=headers, timeout=timeout)
+    return build_otlp_exporter(signal, config)  # every setting explicit; see _otlp_build
 
 
 class _Guard:
