@@ -165,8 +165,15 @@ def prepare_from_env() -> str | None:
     """
     path = env_directory()
     if path is None:
-        if any(os.environ.get(var, "").strip() for var in _ENV_VARS):
-            _stay_per_process()  # configured but unusable: init() reports it, naming the variable
+        named = [var for var in _ENV_VARS if os.environ.get(var, "").strip()]
+        if named:  # configured but unusable: said here too, as metrics may be used without init()
+            from .._errors import ConfigError
+            from .._runtime._safe import report_internal_error
+
+            problem = ConfigError(f"invalid environment variable {named[0]}; expected a directory this "
+                                  "process can write to (created if missing). Metrics stay per process.")
+            report_internal_error(f"multiprocess metrics directory {os.environ[named[0]].strip()}", problem)
+            _stay_per_process()
         return None
     try:
         return _prepare(path)
