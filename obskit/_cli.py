@@ -1,39 +1,65 @@
-"""The ``obskit`` command: ``obskit demo``, ``obskit config``, ``obskit version``."""
+"""The ``obskit`` command: ``demo``, ``config``, ``version``; bare ``obskit`` prints the help."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="obskit", description="Correlated traces, logs and metrics.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"obskit {__version__}")
+    sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="run the payment/circuit-breaker scenario and print correlated logs")
     demo.add_argument("--format", choices=("json", "console", "auto"), default=None,
                       help="log format (default: OBSKIT_LOG_FORMAT, else console on a TTY, JSON otherwise)")
     demo.add_argument("--orders", type=int, default=12, help="how many orders to process (default 12)")
-    sub.add_parser("config", help="print the settings obskit resolves from this environment")
+    config = sub.add_parser("config", help="print the settings obskit resolves from this environment, "
+                                           "with where each came from")
+    config.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub.add_parser("version", help="print the obskit version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
 
+    if args.command is None:
+        parser.print_help()
+        return 0
     if args.command == "demo":
         from ._demo import run
 
         return run(log_format=args.format, orders=max(3, args.orders))
     if args.command == "config":
-        from ._config import resolve
-        from ._setup import integration_names
-
-        config = resolve({}, integration_names=integration_names())
-        print(config)  # redacted like every exit: header values masked, no credentials in URLs
-        for warning in config.warnings:
-            print(warning, file=sys.stderr)
-        return 0
+        return _config(as_json=args.json)
     from . import __version__
 
     print(__version__)
+    return 0
+
+
+def _config(*, as_json: bool) -> int:
+    """The resolved settings (masked like every exit), where each came from, and every warning."""
+    from ._config import resolve
+    from ._config_table import rows, table
+    from ._setup import integration_names
+
+    config = resolve({}, integration_names=integration_names())
+    found = rows(config, os.environ)
+    if as_json:
+        print(json.dumps({"options": [r.as_dict() for r in found], "warnings": list(config.warnings)},
+                         indent=2))
+    else:
+        print(table(found))
+    for warning in config.warnings:
+        print(warning, file=sys.stderr)
     return 0
 
 

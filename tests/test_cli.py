@@ -81,3 +81,64 @@ def test_demo_takes_its_service_name_from_either_variable() -> None:
         assert proc.returncode == 0, proc.stderr
         first = json.loads(proc.stdout.splitlines()[0])
         assert first["service"] == expected
+
+
+def test_version_flag_and_bare_command() -> None:
+    """`obskit --version` names the version; bare `obskit` prints the help listing every command, exit 0."""
+    import obskit
+
+    assert _run(["--version"]).stdout.strip() == f"obskit {obskit.__version__}"
+    bare = _run([])
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout.startswith("usage: obskit")
+    assert all(cmd in bare.stdout for cmd in ("demo", "config", "version"))
+
+
+def _table(stdout: str) -> dict[str, tuple[str, str]]:
+    """`obskit config`'s table as option -> (value, source)."""
+    out = {}
+    for line in stdout.splitlines()[1:]:
+        option, rest = line.split(None, 1)
+        value, source = rest.rsplit(None, 1)
+        out[option] = (value.strip(), source)
+    return out
+
+
+def test_config_table_says_where_each_value_came_from() -> None:
+    """Each row names its source: OBSKIT_* over OTEL_*, OTEL_*, default, or derived (the protocol)."""
+    proc = _run(["config"], {"OBSKIT_SERVICE_NAME": "from-obskit", "OTEL_SERVICE_NAME": "from-otel",
+                             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+                             "OTEL_TRACES_EXPORTER": "none", "OBSKIT_LOG_FORMAT": "xml"})
+    assert proc.returncode == 0, proc.stderr
+    rows = _table(proc.stdout)
+    assert rows["service_name"] == ("from-obskit", "OBSKIT_SERVICE_NAME")
+    assert rows["otlp_endpoint"] == ("http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    assert rows["traces_exporter"] == ("none", "OTEL_TRACES_EXPORTER")
+    assert rows["otlp_protocol"] == ("http/protobuf", "derived")
+    assert rows["log_format"] == ("auto", "default")  # the bad value is rejected, so the default is in force
+    assert rows["log_level"] == ("INFO", "default")
+    assert "OBSKIT_LOG_FORMAT" in proc.stderr and "'json', 'console' or 'auto'" in proc.stderr
+
+
+def test_config_json_is_masked_and_names_an_argument_source() -> None:
+    """`obskit config --json`: header values and URL credentials masked; an init() argument shows as such."""
+    secret_env = {"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20sk_live_9",
+                  "OTEL_EXPORTER_OTLP_ENDPOINT": "http://alice:pw_0451@127.0.0.1:4318?api_key=k_0452"}
+    proc = _run(["config", "--json"], secret_env)
+    assert proc.returncode == 0, proc.stderr
+    for secret in ("sk_live_9", "pw_0451", "k_0452", "alice"):
+        assert secret not in proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    by_name = {r["option"]: r for r in doc["options"]}
+    assert by_name["otlp_headers"] == {"option": "otlp_headers", "value": {"authorization": "****"},
+                                       "source": "OTEL_EXPORTER_OTLP_HEADERS",
+                                       "variables": ["OBSKIT_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"]}
+    assert doc["warnings"] == []
+
+    from obskit._config import resolve
+    from obskit._config_table import rows
+
+    env = {"OBSKIT_SERVICE_NAME": "from-env"}
+    config = resolve({"service_name": "from-code"}, env)
+    got = {r.option: r for r in rows(config, env, {"service_name": "from-code"})}
+    assert (got["service_name"].value, got["service_name"].source) == ("from-code", "argument")
