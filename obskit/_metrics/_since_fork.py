@@ -58,7 +58,12 @@ class SinceFork:
         if not isinstance(metric.data, Sum | Histogram):
             return metric
         points = [self._point(self._base.get(_key(metric, p)), p) for p in metric.data.data_points]
-        return dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=points))
+        data: Sum | Histogram
+        if isinstance(metric.data, Sum):
+            data = dataclasses.replace(metric.data, data_points=points)
+        else:
+            data = dataclasses.replace(metric.data, data_points=points)
+        return dataclasses.replace(metric, data=data)
 
     def _point(self, base: Any, point: Any) -> Any:
         if base is None:
