@@ -17,11 +17,11 @@ from conftest import protocol_of
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otlp_receiver import OTLPReceiver
+from otlp_receiver import OTLPReceiver, attributes
 from prometheus_client.parser import text_string_to_metric_families
 
 import obskit
-from obskit._runtime import _exporters, _health
+from obskit._runtime import _bounds, _exporters, _health
 
 
 def _init(endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
@@ -138,3 +138,50 @@ def test_obskit_does_not_trace_its_own_exports(fresh: None) -> None:
         assert obskit.shutdown(timeout=10)  # exports and pushes once more
         assert rx.metrics_requests() and rx.requests("traces") and rx.requests("logs")
     assert sorted(s.name for s in memory.get_finished_spans()) == ["GET", "app-work"]
+
+
+def test_an_oversized_record_costs_only_itself(fresh: None, receiver: OTLPReceiver) -> None:
+    """10 MB in a log body, a log attribute, a span attribute: cut and marked; every neighbour arrives."""
+    _init(receiver.endpoint, protocol_of(receiver))
+    log = obskit.get_logger("big")
+    for i in range(20):
+        log.info("ordinary", i=i)
+    log.info("b" * 10_000_000)
+    log.info("big attribute", blob="a" * 10_000_000)
+    for i in range(20, 40):
+        log.info("ordinary", i=i)
+    with obskit.span("big span", blob="s" * 10_000_000):
+        pass
+    with obskit.span("ordinary span"):
+        pass
+    assert obskit.force_flush(timeout=30)
+    ordinary = sorted(attributes(r.attributes)["i"] for r in receiver.log_records()
+                      if r.body.string_value == "ordinary")
+    assert ordinary == list(range(40))
+    mark = f"... [truncated by obskit: {10_000_000} characters]"
+    bodies = [r.body.string_value for r in receiver.log_records() if r.body.string_value.startswith("bbb")]
+    assert bodies == ["b" * _bounds.MAX_CHARS + mark]
+    blob = [attributes(r.attributes)["blob"] for r in receiver.log_records()
+            if r.body.string_value == "big attribute"]
+    assert blob == ["a" * _bounds.MAX_CHARS + mark]
+    spans = {s.name: attributes(s.attributes) for s in receiver.spans()}
+    assert spans["big span"]["blob"] == "s" * _bounds.MAX_CHARS + mark and "ordinary span" in spans
+
+
+def test_a_batch_too_big_for_one_message_goes_out_in_parts(fresh: None, receiver: OTLPReceiver) -> None:
+    """300 records of 30 KB (9 MB) all arrive whole; one still 6 MB after cutting is the only one lost."""
+    _init(receiver.endpoint, protocol_of(receiver))
+    log = obskit.get_logger("wide")
+    for i in range(150):
+        log.info("wide", i=i, text="w" * 30_000)
+    log.info("too wide", parts=["p" * 30_000] * 200)  # no string to cut: 6 MB of 30 KB strings
+    for i in range(150, 300):
+        log.info("wide", i=i, text="w" * 30_000)
+    obskit.force_flush(timeout=30)
+    wide = [attributes(r.attributes) for r in receiver.log_records() if r.body.string_value == "wide"]
+    assert sorted(a["i"] for a in wide) == list(range(300)) and all(len(a["text"]) == 30_000 for a in wide)
+    too_wide = [r for r in receiver.log_records() if r.body.string_value == "too wide"]
+    if receiver.protocol == "grpc":  # the loopback HTTP collector takes any size
+        assert too_wide == [] and _health.counts()[("dropped", "logs")] == 1
+    else:
+        assert len(too_wide) == 1

@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._config import Config
-from . import _fork
+from . import _bounds, _fork
 from . import _health as _self_telemetry
 from ._otlp_build import build_otlp_exporter
 from ._safe import report_internal_error, telemetry_section
@@ -122,6 +122,18 @@ class _Guard:
                 report_internal_error("self-telemetry", exc)
         return result
 
+    def _export_in_chunks(self, batch: Sequence[Any], size_of: Callable[[Any], int], failure: Any) -> Any:
+        """Export ``batch`` within the size bounds (``_bounds``): strings cut, and split so that an oversized
+        item is exported, and refused, alone. FAILURE if any part failed."""
+        try:
+            parts = list(_bounds.chunks(batch, size_of)) or [list(batch)]
+        except Exception as exc:
+            report_internal_error(f"{self.signal} size bounds", exc)
+            parts = [list(batch)]
+        results = [self._call("export", failure, part) for part in parts]
+        failed = [r for r in results if r is failure or getattr(r, "name", "") == "FAILURE"]
+        return failed[0] if failed else results[0]
+
     def _shutdown(self, **kwargs: Any) -> None:
         if self._inner is None:
             return  # nothing was built in this process: no channel to close
@@ -137,7 +149,8 @@ class GuardedSpanExporter(_Guard, SpanExporter):
     signal: Signal = "traces"
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        return self._call("export", SpanExportResult.FAILURE, spans)  # type: ignore[no-any-return]
+        return self._export_in_chunks(  # type: ignore[no-any-return]
+            spans, _bounds.span_size, SpanExportResult.FAILURE)
 
     def shutdown(self) -> None:
         self._shutdown()
@@ -150,7 +163,8 @@ class GuardedLogExporter(_Guard, LogRecordExporter):
     signal: Signal = "logs"
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
-        return self._call("export", LogRecordExportResult.FAILURE, batch)  # type: ignore[no-any-return]
+        return self._export_in_chunks(  # type: ignore[no-any-return]
+            batch, _bounds.log_record_size, LogRecordExportResult.FAILURE)
 
     def shutdown(self) -> None:
         self._shutdown()
