@@ -5,7 +5,8 @@
   ``os.register_at_fork``.
 - ``_health``: obskit's own counts (dropped items, failed exports).
 - ``_batching``: the SDK batch processors for spans and log records, with their drops counted.
-- ``_exporters``: the guarded OTLP exporter factory for all three signals.
+- ``_exporters``: the guarded OTLP exporter factory for all three signals (``_bounds``: size bounds on
+  what one export carries).
 - ``_otlp_build``: the OpenTelemetry OTLP exporters, configured by obskit's settings and nothing else.
 - ``_redact``: the one redaction mechanism used at every exit (``_urls``: secrets inside text and URLs).
 - ``_resource``: the OpenTelemetry resource describing this process.
