@@ -12,6 +12,9 @@ A module ``integrations/<name>.py`` ends with ``INTEGRATION = Integration(...)``
 - ``reconfigure_hooks``: ``(module, class, method)`` the server calls to re-apply its own logging config,
   after which the router adopts ``loggers`` again;
 - ``after_fork``: what each worker needs in the child after a fork, once enabled (default: nothing);
+- ``stop_hooks``: ``(module, class, method)`` a server calls when it stops serving, after which it may end
+  the process past ``atexit`` (uvicorn re-raises SIGTERM with the default handler): obskit flushes when
+  it returns, whatever ``integrations=`` says;
 - ``wiring``: for a piece the application wires itself, what to do instead of listing it;
   ``aliases``: other names people try for it (``flask``), each with what to do.
 
@@ -65,6 +68,7 @@ class Integration:
     loggers: tuple[str, ...] = ()
     reconfigure_hooks: tuple[ReconfigureHook, ...] = ()
     after_fork: Callable[[], None] | None = None
+    stop_hooks: tuple[ReconfigureHook, ...] = ()
     wiring: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
 

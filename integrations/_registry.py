@@ -45,6 +45,7 @@ __all__ = [
     "names",
     "owned_loggers",
     "reconfigure_targets",
+    "stop_targets",
 ]
 
 _log = logging.getLogger("obskit")
@@ -110,6 +111,11 @@ def owned_loggers() -> tuple[str, ...]:
 def reconfigure_targets() -> tuple[ReconfigureHook, ...]:
     """Every ``(module, class, method)`` a server calls to re-apply its logging config, each once."""
     return tuple(dict.fromkeys(h for i in _discover().values() for h in i.reconfigure_hooks))
+
+
+def stop_targets() -> tuple[ReconfigureHook, ...]:
+    """Every ``(module, class, method)`` a server calls when it stops serving, each once."""
+    return tuple(dict.fromkeys(h for i in _discover().values() for h in i.stop_hooks))
 
 
 def declarations() -> tuple[tuple[str, ...], tuple[ReconfigureHook, ...]]:
