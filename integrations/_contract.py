@@ -15,6 +15,8 @@ A module ``integrations/<name>.py`` ends with ``INTEGRATION = Integration(...)``
 - ``stop_hooks``: ``(module, class, method)`` a server calls when it stops serving, after which it may end
   the process past ``atexit`` (uvicorn re-raises SIGTERM with the default handler): obskit flushes when
   it returns, whatever ``integrations=`` says;
+- ``patches``: ``(module, class, method, wrap)``: ``init()`` replaces a server's method by ``wrap(method)``,
+  whatever ``integrations=`` says (it acts only inside that server), and ``reset()`` puts it back;
 - ``wiring``: for a piece the application wires itself, what to do instead of listing it;
   ``aliases``: other names people try for it (``flask``), each with what to do.
 
@@ -39,6 +41,7 @@ from obskit._config import Config
 __all__ = [
     "DidNotEnable",
     "Integration",
+    "Patch",
     "ReconfigureHook",
     "Setup",
     "Teardown",
@@ -51,6 +54,7 @@ __all__ = [
 Teardown = Callable[[], None]
 Setup = Callable[[Config], Teardown | None]
 ReconfigureHook = tuple[str, str, str]
+Patch = tuple[str, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]]
 
 
 class DidNotEnable(Exception):
@@ -69,6 +73,7 @@ class Integration:
     reconfigure_hooks: tuple[ReconfigureHook, ...] = ()
     after_fork: Callable[[], None] | None = None
     stop_hooks: tuple[ReconfigureHook, ...] = ()
+    patches: tuple[Patch, ...] = ()
     wiring: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
 

@@ -24,7 +24,14 @@ import pkgutil
 import threading
 from collections.abc import Iterable
 
-from obskit.integrations._contract import DidNotEnable, Integration, ReconfigureHook, Teardown, check_requires
+from obskit.integrations._contract import (
+    DidNotEnable,
+    Integration,
+    Patch,
+    ReconfigureHook,
+    Teardown,
+    check_requires,
+)
 from obskit.integrations._contract import discovering as _discovering
 from opentelemetry import trace
 
@@ -44,6 +51,7 @@ __all__ = [
     "integrations",
     "names",
     "owned_loggers",
+    "patches",
     "reconfigure_targets",
     "stop_targets",
 ]
@@ -116,6 +124,11 @@ def reconfigure_targets() -> tuple[ReconfigureHook, ...]:
 def stop_targets() -> tuple[ReconfigureHook, ...]:
     """Every ``(module, class, method)`` a server calls when it stops serving, each once."""
     return tuple(dict.fromkeys(h for i in _discover().values() for h in i.stop_hooks))
+
+
+def patches() -> tuple[Patch, ...]:
+    """Every ``(module, class, method, wrap)`` integrations patch into their server, each once."""
+    return tuple(dict.fromkeys(p for i in _discover().values() for p in i.patches))
 
 
 def declarations() -> tuple[tuple[str, ...], tuple[ReconfigureHook, ...]]:

@@ -14,6 +14,11 @@ workers never wipe it, and switches prometheus-client to multiprocess mode. ``ch
 worker's files into the totals; with ``OBSKIT_METRICS_PORT`` set, ``when_ready`` serves the aggregate
 ``/metrics`` from the master, which outlives every worker.
 
+Access lines carry their request's ``trace_id``/``span_id`` with no config file: gunicorn writes the line
+after the WSGI app returned and the request's span ended, so ``init()`` patches gunicorn (whatever
+``integrations=`` says) to note the span current when the app calls ``start_response`` on the response, and
+to log the access line of that response under it again.
+
 Imported outside gunicorn (no ``gunicorn.arbiter`` loaded) it changes nothing; call :func:`setup` yourself
 if you drive gunicorn programmatically before its arbiter module is imported. The import ``obskit.init()``
 makes to read ``INTEGRATION`` (gunicorn's loggers, which obskit routes) changes nothing either; if it came
@@ -27,6 +32,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from obskit.integrations._contract import Integration, is_discovering
@@ -93,12 +99,54 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(_state["dir"], ignore_errors=True)
 
 
+_SPAN = "_obskit_span"  # the request's span, noted on gunicorn's Response object
+
+
+def _noting_span(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """``Response.start_response``: the app calls it inside the request's span; note that span."""
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            from opentelemetry import trace
+
+            span = trace.get_current_span()
+            if span.get_span_context().is_valid:
+                setattr(self, _SPAN, span)
+        except Exception as exc:
+            from obskit._runtime._safe import report_internal_error
+
+            report_internal_error("gunicorn access line", exc)
+        return start_response(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _access_in_span(access: Callable[..., Any]) -> Callable[..., Any]:
+    """``Logger.access(resp, req, environ, request_time)``: logged under the span ``resp`` noted."""
+
+    def wrapper(self: Any, resp: Any, *args: Any, **kwargs: Any) -> Any:
+        span = getattr(resp, _SPAN, None)
+        if span is None:
+            return access(self, resp, *args, **kwargs)
+        from opentelemetry import context, trace
+
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            return access(self, resp, *args, **kwargs)
+        finally:
+            context.detach(token)
+
+    return wrapper
+
+
 INTEGRATION = Integration(
     name="gunicorn",
     extra="gunicorn",
     requires={"gunicorn": "21"},
     loggers=("gunicorn", "gunicorn.error", "gunicorn.access"),
     reconfigure_hooks=(("gunicorn.glogging", "Logger", "setup"),),
+    patches=(("gunicorn.http.wsgi", "Response", "start_response", _noting_span),
+             ("gunicorn.glogging", "Logger", "access", _access_in_span)),
     wiring="gunicorn -c python:obskit.integrations.gunicorn app:app",
 )
 

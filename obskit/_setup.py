@@ -31,7 +31,7 @@ from ._runtime._redact import Redactor
 from ._runtime._resource import build_resource
 from ._runtime._safe import SafeLogger, capture_internal_exceptions, report_internal_error, run_bounded
 from .integrations import _registry as _integrations
-from .integrations import _stop as _server_stop
+from .integrations import _server_hooks
 
 __all__ = ["Telemetry", "current", "force_flush", "get_tracer", "init", "reset", "shutdown"]
 
@@ -195,8 +195,10 @@ def init(
             tel._metrics = _or_abandon(tel, "metrics setup", lambda: _metrics.start_metrics(config, resource))
         _guarded("semantic conventions", _stable_http_semconv)
         tel.integrations = _guarded("integrations", lambda: _integrations.enable(config)) or []
-        # Servers that end the process past atexit (uvicorn re-raises SIGTERM) flush as they stop.
-        _guarded("server stop hooks", lambda: _server_stop.install(_integrations.stop_targets(), _at_stop))
+        # Servers that end the process past atexit (uvicorn re-raises SIGTERM) flush as they stop; servers'
+        # own methods get what makes obskit's guarantees hold there (gunicorn's access line in its span).
+        _guarded("server hooks", lambda: _server_hooks.install(
+            _integrations.stop_targets(), _at_stop, _integrations.patches()))
         _current = tel
         if not _atexit_registered:
             atexit.register(_at_exit)
@@ -283,7 +285,7 @@ def _reset_process_state() -> None:
     """Each process-wide piece obskit installs, reset by its owner (named here, not searched for)."""
     for what, fn in (("integrations reset", _integrations.disable_all), ("logging reset", _logging.reset),
                      ("tracing reset", _tracing.reset), ("metrics reset", _metrics.reset),
-                     ("health reset", _health.reset), ("server stop hooks", _server_stop.uninstall)):
+                     ("health reset", _health.reset), ("server hooks", _server_hooks.uninstall)):
         _guarded(what, fn)
 
 

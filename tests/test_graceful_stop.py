@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
-import socket
-import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from otlp_receiver import OTLPReceiver, any_value
+from served import Served, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -89,12 +85,6 @@ def uvicorn_worker_class() -> str:
             else "uvicorn.workers.UvicornWorker")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env(rx: OTLPReceiver, tmp: Path) -> dict[str, str]:
     """Export to ``rx`` only; batches wait 10 minutes, so only a flush at the stop can deliver them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_", "PROMETHEUS_"))}
@@ -102,50 +92,6 @@ def server_env(rx: OTLPReceiver, tmp: Path) -> dict[str, str]:
                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_METRICS_EXPORTER="none",
                OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BLRP_SCHEDULE_DELAY="600000")
     return env
-
-
-class Served:
-    """A server subprocess (own session, output to a file) answering on ``port``; ``terminate`` = SIGTERM."""
-
-    def __init__(self, cmd: list[str], tmp: Path, env: dict[str, str], port: int) -> None:
-        self.port = port
-        self.log = tmp / "server.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited early:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.kill()
-                    pytest.fail(f"server did not come up:\n{self.output()}")
-                time.sleep(0.05)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as resp:
-            return str(resp.read().decode())
-
-    def terminate(self) -> int:
-        """SIGTERM, as an orchestrator stops a container; returns the exit status."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"server did not stop on SIGTERM:\n{self.output()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
 
 
 def serve(tmp: Path, rx: OTLPReceiver, source: str, cmd: list[str]) -> Served:
