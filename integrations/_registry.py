@@ -148,6 +148,7 @@ def enable(config: Config) -> list[str]:
         disable_all()  # stale: bound to a provider that is gone, whatever this init() asks for
     choice = config.integrations
     if choice == "none" or config.disabled:
+        disable_all()  # what an earlier init() switched on (a shutdown() keeps it) is not wanted now
         return []
     found = _discover()
     explicit = choice != "auto"
@@ -155,6 +156,7 @@ def enable(config: Config) -> list[str]:
         wanted = list(dict.fromkeys(n.strip().lower() for n in choice))
     else:
         wanted = [name for name, i in found.items() if i.auto]
+    _disable([name for name in enabled() if name not in wanted])
     aliases = _aliases(found.values())
     on: list[str] = []
     with _lock:
@@ -211,9 +213,13 @@ def enabled() -> list[str]:
 
 def disable_all() -> None:
     """Undo what :func:`enable` instrumented, newest first; never raises."""
+    _disable(enabled())
+
+
+def _disable(names: list[str]) -> None:
+    """Undo what :func:`enable` instrumented for ``names``, newest first; never raises."""
     with _lock:
-        undo = list(_enabled.items())
-        _enabled.clear()
+        undo = [(name, _enabled.pop(name)) for name in names if name in _enabled]
     for name, teardown in reversed(undo):
         if teardown is None:
             continue

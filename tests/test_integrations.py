@@ -316,16 +316,28 @@ def test_failing_setup_warns_and_the_rest_enable(monkeypatch: pytest.MonkeyPatch
     assert len(warnings) == 1 and "'broken'" in warnings[0] and "RuntimeError: boom" in warnings[0]
 
 
-def test_new_tracer_provider_gets_fresh_instrumentation(peer: ThreadingHTTPServer) -> None:
-    """init(), a reset that keeps the instrumentation, init() again: spans reach the new provider."""
-    from obskit.testing import reset
+def _init_after_a_reset_that_keeps_requests(integrations: Any) -> Any:
+    """init() with requests, shutdown() (which keeps what init() instrumented), then init(integrations=...)
+    with an in-memory exporter; returns that exporter. Reset before and after by the ``fresh`` fixture."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    reset()
-    obskit.init(service_name="first", integrations=["requests"], otlp_endpoint=None, metrics_port=None)
-    reset()  # replaces the global provider the requests instrumentation took its tracer from
-    with captured(["requests"]) as cap:
-        requests.get(_url(peer), timeout=5)
-        assert [s.name for s in cap.spans] == ["GET"]
+    quiet = {"otlp_endpoint": None, "metrics": False, "logs": False}
+    obskit.init(service_name="first", integrations=["requests"], **quiet)
+    obskit.shutdown()  # the first provider is shut down; the requests instrumentation stays
+    assert _integrations.enabled() == ["requests"]
+    exporter = InMemorySpanExporter()
+    obskit.init(service_name="second", integrations=integrations,
+                span_processors=[SimpleSpanProcessor(exporter)], **quiet)
+    return exporter
+
+
+def test_new_tracer_provider_gets_fresh_instrumentation(peer: ThreadingHTTPServer, fresh: None) -> None:
+    """init(), a reset that keeps the instrumentation, init() again: spans reach the new provider, once."""
+    exporter = _init_after_a_reset_that_keeps_requests(["requests"])
+    requests.get(_url(peer), timeout=5)
+    assert [s.name for s in exporter.get_finished_spans()] == ["GET"]
+    assert "traceparent" in peer.seen[0]  # type: ignore[attr-defined]
 
 
 def test_sqlalchemy_on_psycopg_is_traced_by_the_psycopg_integration() -> None:
@@ -367,16 +379,14 @@ def test_redis_asyncio_client_spans() -> None:
     assert names == ["SET", "DEL"], names
 
 
-def test_stale_instrumentation_is_removed_by_a_later_init_without_it(peer: ThreadingHTTPServer) -> None:
-    """init() with requests, a reset that keeps it, then init(integrations="none"): no spans, no header."""
-    from obskit.testing import reset
-
-    reset()
-    obskit.init(service_name="first", integrations=["requests"], otlp_endpoint=None, metrics_port=None)
-    reset()
-    with captured("none") as cap:
-        requests.get(_url(peer), timeout=5)
-        assert cap.spans == []
+@pytest.mark.parametrize("integrations", ["none", ["httpx"]])
+def test_stale_instrumentation_is_removed_by_a_later_init_without_it(
+        peer: ThreadingHTTPServer, fresh: None, integrations: Any) -> None:
+    """init() with requests, a reset that keeps it, then init() without requests: no spans, no header."""
+    exporter = _init_after_a_reset_that_keeps_requests(integrations)
+    assert "requests" not in _integrations.enabled()
+    requests.get(_url(peer), timeout=5)
+    assert exporter.get_finished_spans() == ()
     assert "traceparent" not in peer.seen[0]  # type: ignore[attr-defined]
 
 
