@@ -1,4 +1,4 @@
-"""The ``obskit`` command: ``demo``, ``config``, ``version``; bare ``obskit`` prints the help."""
+"""The ``obskit`` command: ``demo``, ``doctor``, ``config``, ``version``; bare ``obskit`` prints the help."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=("json", "console", "auto"), default=None,
                       help="log format (default: OBSKIT_LOG_FORMAT, else console on a TTY, JSON otherwise)")
     demo.add_argument("--orders", type=int, default=12, help="how many orders to process (default 12)")
+    doctor = sub.add_parser("doctor", help="say why telemetry does not arrive: one line per check, "
+                                           "non-zero exit on any FAIL")
+    doctor.add_argument("--timeout", type=float, default=3.0,
+                        help="seconds each network check may take (default 3)")
     config = sub.add_parser("config", help="print the settings obskit resolves from this environment, "
                                            "with where each came from")
     config.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -37,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run
 
         return run(log_format=args.format, orders=max(3, args.orders))
+    if args.command == "doctor":
+        from ._doctor import run as run_doctor
+
+        return run_doctor(os.environ, timeout=max(0.1, args.timeout))
     if args.command == "config":
         return _config(as_json=args.json)
     from . import __version__

@@ -91,7 +91,7 @@ def test_version_flag_and_bare_command() -> None:
     bare = _run([])
     assert bare.returncode == 0, bare.stderr
     assert bare.stdout.startswith("usage: obskit")
-    assert all(cmd in bare.stdout for cmd in ("demo", "config", "version"))
+    assert all(cmd in bare.stdout for cmd in ("demo", "doctor", "config", "version"))
 
 
 def _table(stdout: str) -> dict[str, tuple[str, str]]:
