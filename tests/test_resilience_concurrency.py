@@ -1,11 +1,14 @@
-"""Concurrency: half-open admits exactly its probes under a stampede; the lock never wraps the call."""
+"""Concurrency: half-open admits exactly its probes under a real race; the lock never wraps the call."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,8 +26,9 @@ class Clock:
         return self.now
 
 
-def half_open(clock: Clock, probes: int) -> CircuitBreaker:
-    """A breaker tripped and then waited out, so the next calls are probes."""
+def half_open(clock: Clock, probes: int, read_state: bool = True) -> CircuitBreaker:
+    """A breaker tripped and then waited out, so the next calls are probes (``read_state=False``: the move
+    to half-open is left to the first caller, so callers race it too)."""
     b = CircuitBreaker(
         f"c-{uuid.uuid4().hex[:10]}",
         clock=clock,
@@ -36,43 +40,62 @@ def half_open(clock: Clock, probes: int) -> CircuitBreaker:
     with pytest.raises(ConnectionError), b:
         raise ConnectionError
     clock.now += 5.0
-    assert b.state is CircuitState.HALF_OPEN
+    if read_state:
+        assert b.state is CircuitState.HALF_OPEN
     return b
 
 
-def test_500_threads_get_exactly_the_probe_permits() -> None:
-    """500 threads released together at a half-open breaker: exactly half_open_calls run."""
-    clock, n, probes = Clock(), 500, 7
-    b = half_open(clock, probes)
-    gate, release = threading.Barrier(n), threading.Event()
-    lock = threading.Lock()
-    counts = {"admitted": 0, "rejected": 0}
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """A thread switch every microsecond (the default is 5 ms), so an unguarded check-then-update in the
+    breaker is really interleaved: with the default interval, threads would mostly run one at a time."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def _stampede(b: CircuitBreaker, threads: int, tries: int) -> int:
+    """Release ``threads`` threads together at ``b``, each trying up to ``tries`` times until admitted;
+    admitted probes hold on until everyone has settled. Returns how many were admitted."""
+    gate, release = threading.Barrier(threads), threading.Event()
+    admitted: list[int] = []
 
     @b
     def probe() -> None:
-        with lock:
-            counts["admitted"] += 1
+        admitted.append(1)
         release.wait(30)
 
     def worker() -> None:
         gate.wait()
-        try:
-            probe()
-        except obskit.CircuitOpenError:
-            with lock:
-                counts["rejected"] += 1
+        for _ in range(tries):
+            with contextlib.suppress(obskit.CircuitOpenError):
+                probe()
+                return
 
-    threads = [threading.Thread(target=worker) for _ in range(n)]
-    for t in threads:
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
         t.start()
     deadline = time.monotonic() + 60
-    while counts["admitted"] + counts["rejected"] < n and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while sum(t.is_alive() for t in pool) > len(admitted) and time.monotonic() < deadline:
+        time.sleep(0.001)  # settled: every thread still alive is an admitted probe waiting for release
+    count = len(admitted)
     release.set()
-    for t in threads:
+    for t in pool:
         t.join()
-    assert counts == {"admitted": probes, "rejected": n - probes}
-    assert b.state is CircuitState.CLOSED
+    return count
+
+
+def test_racing_threads_get_exactly_the_probe_permits(fast_switching: None) -> None:
+    """40 rounds of 32 threads racing the open -> half-open move and the permits: exactly K each round."""
+    rounds, probes = 40, 3
+    seen = []
+    for _ in range(rounds):
+        clock = Clock()
+        b = half_open(clock, probes, read_state=False)  # the wait is over but nobody has looked yet
+        admitted = _stampede(b, threads=32, tries=10)
+        seen.append((admitted, b.state.value))  # the probes all succeeded, so the breaker closed
+    assert seen == [(probes, "closed")] * rounds
 
 
 async def test_5000_tasks_get_exactly_the_probe_permits() -> None:
@@ -159,6 +182,30 @@ def test_hung_probes_do_not_stick_the_breaker_half_open() -> None:
     clock.now += 5.0
     assert b.state is CircuitState.HALF_OPEN
     assert len(hung) == 2
+
+
+def test_a_probe_ending_restarts_the_hang_clock() -> None:
+    """A hung probe reopens the breaker only after half_open_max_duration with no probe ending meanwhile."""
+    clock = Clock()
+    b = CircuitBreaker(
+        f"c-{uuid.uuid4().hex[:10]}",
+        clock=clock,
+        minimum_calls=1,
+        wait_in_open=5.0,
+        half_open_calls=3,
+        half_open_max_duration=10.0,
+    )
+    with pytest.raises(ConnectionError), b:
+        raise ConnectionError
+    clock.now += 5.0
+    b._core.acquire()  # a probe goes out and never ends
+    clock.now += 8.0
+    with b:  # a second probe ends: progress, 8 s after the first went out
+        pass
+    clock.now += 8.0  # 16 s since the hung probe went out, 8 s since a probe last ended
+    assert b.state is CircuitState.HALF_OPEN
+    clock.now += 2.0  # 10 s of silence
+    assert b.state is CircuitState.OPEN
 
 
 def test_lock_never_wraps_the_call() -> None:
