@@ -194,19 +194,23 @@ def test_uvicorn_workers_aggregate(run: object, tmp_path: Path) -> None:
 
 
 def test_dead_worker_counts_kept_and_files_folded(run: object, tmp_path: Path) -> None:
-    """Killing a worker keeps its counts in the total and folds its files into the archive."""
+    """Killing two workers in turn keeps both one's counts in the total and folds their files into the
+    archive (the second death adds to what the first left there)."""
     mp = tmp_path / "mp"
     server = run(WSGI_APP, gunicorn(), {"OBSKIT_MULTIPROC_DIR": str(mp)})  # type: ignore[operator]
     pids = server.hit(N)
-    victim = int(sorted(pids)[0])
-    os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and glob.glob(str(mp / f"*_{victim}.db")):
-        time.sleep(0.1)
-    assert not glob.glob(str(mp / f"*_{victim}.db")), os.listdir(mp)
-    assert (mp / "counter_archive.db").exists()
-    server.hit(6)
-    assert sample(http_get(server.url("/metrics")), "hits_total", path="/work") == N + 6
+    assert len(pids) >= 2, pids  # two workers that both counted requests
+    totals = []
+    for victim in sorted(int(p) for p in pids)[:2]:
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and glob.glob(str(mp / f"*_{victim}.db")):
+            time.sleep(0.1)
+        assert not glob.glob(str(mp / f"*_{victim}.db")), os.listdir(mp)
+        assert (mp / "counter_archive.db").exists()
+        server.hit(6)
+        totals.append(sample(http_get(server.url("/metrics")), "hits_total", path="/work"))
+    assert totals == [N + 6, N + 12]
 
 
 def test_gunicorn_master_serves_metrics_port(run: object) -> None:
@@ -280,6 +284,25 @@ def test_process_joins_live_run_and_wipes_dead_one(tmp_path: Path) -> None:
     fresh = subprocess.run([sys.executable, "-c", SCRIPT, "1"], env=env, capture_output=True, text=True,
                            timeout=60, check=True).stdout
     assert sample(fresh, "side_total") == 1
+
+
+def test_successive_dead_processes_add_up_in_the_archive(tmp_path: Path) -> None:
+    """Two processes of one run die one after the other: the archive holds the sum of both, so the scraped
+    total never goes down (an archive that kept only the latest death would read 7, not 12)."""
+    from obskit._metrics import _multiprocess
+
+    mp = tmp_path / "mp"
+    _multiprocess.wipe(str(mp), os.getpid())  # this test owns the run, so each process joins it
+    env = {**os.environ, "OBSKIT_MULTIPROC_DIR": str(mp)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    totals = []
+    for n in (5, 7):
+        subprocess.run([sys.executable, "-c", SCRIPT, str(n)], env=env, capture_output=True, text=True,
+                       timeout=60, check=True)
+        scraped = _multiprocess.AggregateCollector(str(mp)).collect()  # a scrape folds the dead first
+        totals.append(next(s.value for fam in scraped for s in fam.samples if s.name == "side_total"))
+    assert totals == [5, 12]
+    assert glob.glob(str(mp / "*_[0-9]*.db")) == [], os.listdir(mp)  # each dead process's files folded
 
 
 def test_unusable_directory_reports_and_stays_per_process(tmp_path: Path) -> None:
