@@ -133,6 +133,16 @@ def snapshot(instruments: Iterable[Any], resource: Resource) -> MetricsData:
     return MetricsData([ResourceMetrics(resource, [ScopeMetrics(_SCOPE, metrics, "")], "")])
 
 
+def _last_push() -> Any:
+    """The push-age gauge: ``time() - obskit_metrics_last_push_timestamp_seconds`` is how stale the backend's
+    copy of this process's metrics is. Defined on the first successful push, never at import; one series per
+    pid, so workers summed by multiprocess mode never add their timestamps together."""
+    from ._instruments import gauge
+
+    return gauge("obskit_metrics_last_push_timestamp_seconds",
+                 "Unix time of this process's last successful OTLP metrics push", labels=["pid"])
+
+
 def _process_resource(resource: Resource, renew: bool) -> Resource:
     """The resource with this process's pid, and a fresh ``service.instance.id`` for a (new) worker."""
     attrs: dict[str, Any] = {"process.pid": os.getpid()}
@@ -215,6 +225,8 @@ class Pusher:
                 if self._since_fork is not None:
                     data = self._since_fork.subtract(data)
             result = self._exporter.export(data, timeout_millis=max(timeout, 0.001) * 1000)
+            if result == MetricExportResult.SUCCESS:
+                _last_push().set(time.time(), pid=str(os.getpid()))
             return bool(result == MetricExportResult.SUCCESS)
         except Exception as exc:
             report_internal_error("metrics push", exc)

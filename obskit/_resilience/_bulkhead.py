@@ -42,6 +42,10 @@ def bulkhead(
         active = _telemetry.GaugeChild(
             "obskit_bulkhead_active", "Calls running inside a bulkhead.", name=label
         )
+        # Saturation is active / limit; the limit is a series of its own so a dashboard can divide.
+        _telemetry.GaugeChild(
+            "obskit_bulkhead_limit", "Calls a bulkhead lets run at once (max_concurrent).", name=label
+        ).set(max_concurrent)
 
         def reject() -> BulkheadFullError:
             _events.emit(BulkheadRejected(label, max_concurrent, max_wait))

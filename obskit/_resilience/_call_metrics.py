@@ -143,3 +143,9 @@ class GaugeChild:
             self._get().dec()
         except Exception as exc:
             report_internal_error("resilience gauge", exc)
+
+    def set(self, value: float) -> None:
+        try:
+            self._get().set(value)
+        except Exception as exc:
+            report_internal_error("resilience gauge", exc)

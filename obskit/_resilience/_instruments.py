@@ -37,6 +37,9 @@ class Bound:
     def observe(self, value: float) -> None:
         self._inst.observe(value, **self._labels)
 
+    def set(self, value: float) -> None:
+        self._inst.set(value, **self._labels)
+
 
 def child(inst: Any, **labels: str) -> Any:
     """The prometheus child behind ``inst`` for ``labels``, looked up once so hot paths skip label work.

@@ -113,6 +113,8 @@ class TelemetrySink:
         )
 
     def _fallback(self, e: FallbackInvoked) -> None:
+        _inc("obskit_fallback_calls", "Calls a circuit breaker answered with its fallback, by reason.",
+             name=e.name, reason=e.reason)
         fields = {"name": e.name, "reason": e.reason, "error_type": e.error_type}
         _log("warning", "fallback.invoked", **fields)
         _span_event("fallback.invoked", fields)
