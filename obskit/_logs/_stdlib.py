@@ -144,6 +144,27 @@ def _is_console(handler: logging.Handler) -> bool:
     )
 
 
+class _PrintedByObskit(logging.Filter):
+    """Put on a library's own console handler: drops the records obskit's root handler prints anyway.
+
+    Decided per record, from where the record goes now: a logger that stops propagating (``propagate =
+    False``, set before or after its handler was added) keeps printing through its own handler, once.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            if any(isinstance(h, ObskitHandler) for h in logger.handlers):
+                return False
+            if not logger.propagate:
+                return True
+            logger = logger.parent
+        return True
+
+
+_PRINTED_BY_OBSKIT = _PrintedByObskit()
+
+
 class RoutingState:
     """What obskit changed in stdlib logging, so that ``unconfigure`` can put it back."""
 
@@ -171,6 +192,7 @@ class RoutingState:
         self.loggers: dict[str, tuple[list[logging.Handler], bool]] = {}
         self._undo: list[Callable[[], None]] = []
         self._finder: _PatchOnImport | None = None
+        self.quieted: list[logging.Handler] = []  # libraries' console handlers given _PRINTED_BY_OBSKIT
 
     def install(self) -> None:
         root = logging.getLogger()
@@ -183,7 +205,40 @@ class RoutingState:
         root.addHandler(self.handler)
         root.setLevel(self.level)
         self.adopt_server_loggers()
+        self._quiet_library_consoles()
         self._patch_servers()
+
+    def _quiet_library_consoles(self) -> None:
+        """A library's own console handler (``getLogger("lib").addHandler(StreamHandler())``), now or
+        added later, prints only what does not reach obskit's root handler: its lines print once."""
+        for logger in list(logging.Logger.manager.loggerDict.values()):
+            if isinstance(logger, logging.Logger):
+                for h in list(logger.handlers):
+                    self._quiet(h)
+        original = logging.Logger.addHandler
+        if getattr(original, "__obskit_wrapped__", False):
+            return
+        quiet = self._quiet
+
+        def add_handler(logger: logging.Logger, hdlr: logging.Handler) -> None:
+            original(logger, hdlr)
+            with capture_internal_exceptions("logging: a library's console handler"):
+                if logger is not logging.getLogger():
+                    quiet(hdlr)
+
+        add_handler.__obskit_wrapped__ = True  # type: ignore[attr-defined]
+        logging.Logger.addHandler = add_handler  # type: ignore[method-assign, assignment]
+
+        def undo() -> None:
+            if logging.Logger.__dict__.get("addHandler") is add_handler:
+                logging.Logger.addHandler = original  # type: ignore[method-assign]
+
+        self._undo.append(undo)
+
+    def _quiet(self, handler: logging.Handler) -> None:
+        if _is_console(handler) and _PRINTED_BY_OBSKIT not in handler.filters:
+            handler.addFilter(_PRINTED_BY_OBSKIT)
+            self.quieted.append(handler)
 
     def adopt_server_loggers(self) -> None:
         """Strip servers' console handlers and let their records reach the root handler."""
@@ -229,6 +284,9 @@ class RoutingState:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+        for h in self.quieted:
+            h.removeFilter(_PRINTED_BY_OBSKIT)
+        self.quieted.clear()
         root = logging.getLogger()
         root.removeHandler(self.handler)
         for h in self.root_removed:
