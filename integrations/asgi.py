@@ -11,6 +11,11 @@ joins the caller's trace; while the request runs that span is current, so every 
 (the app's, and the server's access line) carries its ``trace_id``. The ASGI ``receive``/``send`` child
 spans are left out by default: one request, one span.
 
+Each HTTP request is also recorded in the RED metrics (``http_server_request_duration_seconds`` with the
+route template, ``http_server_active_requests``; see :mod:`obskit.integrations._http_server`), and the span
+is named ``METHOD route`` (``METHOD`` alone when no route matched). Paths in ``OBSKIT_EXCLUDED_PATHS``
+(``/metrics`` and health checks by default) get no span, no series and no access line at INFO.
+
 An exception escaping the app is recorded on the span and logged here, inside the span (logger
 ``obskit.asgi``, "Exception in ASGI application"), so the error line is correlated too; uvicorn's own copy of
 that line, written after the span has ended and so without a trace_id, is dropped. The exception still
@@ -24,7 +29,9 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
+from obskit.integrations import _http_server
 from obskit.integrations._contract import Integration
+from obskit.integrations._http_server import ServerRequest
 
 __all__ = [
     "INTEGRATION",
@@ -71,13 +78,37 @@ def _install_filter() -> None:
         uvicorn_error.addFilter(_filter)
 
 
-class _LogErrorsInSpan:
-    """Runs inside the server span: logs an escaping exception while the span is still current."""
+class _InSpan:
+    """Runs inside the server span: names it by a route found late, records the request's RED metrics
+    (inside the span, so the exemplar is this trace), and logs an escaping exception while the span is
+    still current."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request: ServerRequest | None = scope.get(_REQUEST)
+        if request is None:
+            await self._logging_errors(scope, receive, send)
+            return
+        from opentelemetry import trace
+
+        request.span = trace.get_current_span()
+
+        async def send_noting_status(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                request.status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._logging_errors(scope, receive, send_noting_status)
+        except BaseException as exc:
+            request.failed(exc)
+            raise
+        finally:
+            request.finish()
+
+    async def _logging_errors(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
@@ -92,28 +123,42 @@ class _LogErrorsInSpan:
 class ObskitASGIMiddleware:
     """Wraps an ASGI app so each HTTP/WebSocket request is one server span; other scopes pass through.
 
-    ``excluded_urls`` (comma-separated regexes, e.g. ``"/healthz,/metrics"``; default: the standard
-    ``OTEL_PYTHON_ASGI_EXCLUDED_URLS`` or ``OTEL_PYTHON_EXCLUDED_URLS``) get no span; any other keyword
-    goes to OpenTelemetry's ``OpenTelemetryMiddleware`` (hooks, captured headers, ``exclude_spans``,
-    ``default_span_details``). On a Starlette or FastAPI app the span is named by route (``GET /items/{id}``)
-    and carries ``http.route``; elsewhere OpenTelemetry's default name (method and path) is kept.
+    ``excluded_paths`` (default: ``OBSKIT_EXCLUDED_PATHS``, i.e. ``/metrics``, ``/health``, ``/healthz``,
+    ``/ready``) are served with no span, no metrics and no access line at INFO; so are ``excluded_urls``
+    (comma-separated regexes, e.g. ``"/internal/.*"``; default: the standard
+    ``OTEL_PYTHON_ASGI_EXCLUDED_URLS`` or ``OTEL_PYTHON_EXCLUDED_URLS``). Any other keyword goes to
+    OpenTelemetry's ``OpenTelemetryMiddleware`` (hooks, captured headers, ``exclude_spans``,
+    ``default_span_details``). On a Starlette or FastAPI app the
+    span is named by route (``GET /items/{id}``) and carries ``http.route``; with no route, ``GET``.
     """
 
-    def __init__(self, app: ASGIApp, *, excluded_urls: str | None = None, **otel_options: Any) -> None:
+    def __init__(self, app: ASGIApp, *, excluded_urls: str | None = None,
+                 excluded_paths: str | list[str] | tuple[str, ...] | None = None,
+                 **otel_options: Any) -> None:
         otel_asgi = _otel()
+        from opentelemetry.metrics import NoOpMeterProvider
         from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
 
         otel_options.setdefault("exclude_spans", ["receive", "send"])
         otel_options.setdefault("default_span_details", self._span_details)
+        # obskit records the RED metrics itself (_http_server): with the route, the status and error.type.
+        otel_options.setdefault("meter_provider", NoOpMeterProvider())
         self.app = app
         self._default_span_details = otel_asgi.get_default_span_details
-        self._errors = _LogErrorsInSpan(app)
-        excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
-                    else get_excluded_urls("ASGI"))
-        self._otel = otel_asgi.OpenTelemetryMiddleware(self._errors, excluded_urls=excluded, **otel_options)
+        self._url_of = otel_asgi.get_host_port_url_tuple
+        self._errors = _InSpan(app)
+        self._excluded_urls = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
+                               else get_excluded_urls("ASGI"))
+        self._excluded_paths = _paths(excluded_paths)
+        self._otel = otel_asgi.OpenTelemetryMiddleware(self._errors, **otel_options)
         _install_filter()
+        _http_server.quiet_access_lines()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
         # One server span per request, however many layers could make one: a second ObskitASGIMiddleware
         # (the starlette integration plus a manual one), FastAPI's native telemetry, or OpenTelemetry's
         # FastAPI instrumentor. Then only the error line is logged here, inside that other span.
@@ -121,21 +166,53 @@ class ObskitASGIMiddleware:
         if scope.get(_TRACED) or native or _traced_elsewhere(self.app) or _traced_elsewhere(scope.get("app")):
             await self._errors(scope, receive, send)
             return
-        if scope["type"] in ("http", "websocket"):
-            scope[_TRACED] = True
-        await self._otel(scope, receive, send)
+        scope[_TRACED] = True
+        if self._excluded(scope):
+            await self._errors(scope, receive, send)
+            return
+        if kind == "http":
+            scope[_REQUEST] = request = ServerRequest(str(scope.get("method", "")),
+                                                      str(scope.get("scheme", "http")),
+                                                      scope.get("http_version"))
+            token = request.enter()
+            try:
+                await self._otel(scope, receive, send)
+            finally:
+                request.leave(token)
+                request.finish()  # already done inside the span, unless the span was never started
+        else:
+            await self._otel(scope, receive, send)
+
+    def _excluded(self, scope: Scope) -> bool:
+        paths = self._excluded_paths if self._excluded_paths is not None else _http_server.excluded_paths()
+        if scope.get("path") in paths:
+            return True
+        return bool(self._excluded_urls) and bool(self._excluded_urls.url_disabled(self._url_of(scope)[2]))
 
     def _span_details(self, scope: Scope) -> tuple[str, dict[str, Any]]:
         name, attributes = self._default_span_details(cast("dict[str, Any]", scope))
         route = _route(scope.get("app") or self.app, scope)
+        request: ServerRequest | None = scope.get(_REQUEST)
         if route:
-            method = name.split(" ", 1)[0] if scope["type"] == "http" else ""
-            name = f"{method} {route}".strip()
             attributes = {**attributes, "http.route": route}
-        return name, attributes
+        if request is not None:
+            request.route = route
+            return request.span_name, attributes
+        if scope["type"] == "http":  # no request object: a span made for a caller's own scope
+            method = name.split(" ", 1)[0]
+            return (f"{method} {route}" if route else method), attributes
+        return route or "WS", attributes  # a WebSocket session: its route, never the raw path
+
+
+def _paths(paths: str | list[str] | tuple[str, ...] | None) -> _http_server.ExcludedPaths | None:
+    if paths is None:
+        return None
+    items = paths.split(",") if isinstance(paths, str) else paths
+    return _http_server.ExcludedPaths(p.strip() for p in items if p.strip())
 
 
 _TRACED = "obskit.traced"
+_REQUEST = "obskit.request"
 _FASTAPI_NATIVE = "fastapi.telemetry"  # set in the scope by FastAPI's own telemetry while it traces a request
 
 
@@ -213,11 +290,24 @@ def instrument_starlette() -> bool:
         original = cls.__dict__["build_middleware_stack"]
 
         def build_middleware_stack(self: Any, _original: Callable[..., Any] = original) -> ASGIApp:
+            _exclude_from_native_telemetry(self)
             return ObskitASGIMiddleware(_original(self))
 
         _originals[cls] = original
         cls.build_middleware_stack = build_middleware_stack  # type: ignore[attr-defined]
     return True
+
+
+def _excluded_path(scope: Scope) -> bool:
+    return scope.get("path") in _http_server.excluded_paths()
+
+
+def _exclude_from_native_telemetry(app: Any) -> None:
+    """FastAPI's own telemetry runs before any middleware: give it obskit's excluded paths, unless the app
+    chose its own ``telemetry={"exclude": ...}``."""
+    config = getattr(app, "_telemetry", None)  # FastAPI's; private, hence the caution
+    if isinstance(config, dict) and config.get("exclude") is None:
+        config["exclude"] = _excluded_path
 
 
 def uninstrument_starlette() -> None:

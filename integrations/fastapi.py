@@ -13,7 +13,7 @@ from obskit._config import Config
 
 
 def _setup(config: Config) -> Teardown | None:
-    return starlette_setup("fastapi")
+    return starlette_setup("fastapi", config)
 
 
 INTEGRATION = Integration(

@@ -11,17 +11,18 @@ from obskit.integrations._contract import Integration, Teardown, load
 from obskit._config import Config
 
 
-def starlette_setup(library: str) -> Teardown | None:
+def starlette_setup(library: str, config: Config) -> Teardown | None:
     """Switch the Starlette hook on once ``library`` (starlette or fastapi) imports; shared with fastapi."""
     load(library)
     load("opentelemetry.instrumentation.asgi")
-    from obskit.integrations import asgi
+    from obskit.integrations import _http_server, asgi
 
+    _http_server.configure(config.excluded_paths)
     return asgi.uninstrument_starlette if asgi.instrument_starlette() else None
 
 
 def _setup(config: Config) -> Teardown | None:
-    return starlette_setup("starlette")
+    return starlette_setup("starlette", config)
 
 
 INTEGRATION = Integration(

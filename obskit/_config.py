@@ -235,6 +235,15 @@ def _p_names(v: Any) -> tuple[str, ...]:
     return tuple(x for x in items if x)
 
 
+def _p_paths(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str) and v.strip().lower() == "none":
+        return ()
+    paths = _p_names(v)
+    if not all(p.startswith("/") and not any(c.isspace() for c in p) for p in paths):
+        raise _Invalid("comma-separated paths starting with /, or none")
+    return paths
+
+
 def _p_integrations(v: Any) -> tuple[str, ...] | str:
     if isinstance(v, str) and v.strip().lower() in ("auto", "none", ""):
         return v.strip().lower() or "none"
@@ -379,6 +388,11 @@ OPTIONS: tuple[Option, ...] = (
     _o("integrations", _p_integrations, "auto", "Which integrations to enable: `auto` (every one whose "
        "library is importable), `none`, or a list of names.",
        obskit_env="OBSKIT_INTEGRATIONS", accepted="auto, none, or comma-separated integration names"),
+    _o("excluded_paths", _p_paths, ("/metrics", "/health", "/healthz", "/ready"), "Request paths that get "
+       "no server span, no HTTP metrics and no access line at INFO (health checks, the scrape); exact "
+       "paths, a trailing `*` matches a prefix.",
+       obskit_env="OBSKIT_EXCLUDED_PATHS", arg=False,
+       accepted="comma-separated paths starting with /, or none"),
     _o("redact", _p_names, (), "Extra keys whose values become `[REDACTED]` wherever obskit writes or "
        "exports them, and sensitive URL parameters (added to the built-in list).",
        obskit_env="OBSKIT_REDACT", accepted="comma-separated keys"),
@@ -430,6 +444,7 @@ class Config:
     metrics_max_label_sets: int
     multiproc_dir: str | None
     integrations: tuple[str, ...] | str
+    excluded_paths: tuple[str, ...]
     redact: tuple[str, ...]
     redact_exceptions: bool
     strict: bool

@@ -169,7 +169,8 @@ def test_docs_list_every_option_and_variable() -> None:
 
 
 # Defaults the table shows in the unit the variable is written in.
-_SHOWN_DEFAULTS = {"export_timeout": "10 s", "metric_export_interval": "60000 ms", "log_level": "INFO"}
+_SHOWN_DEFAULTS = {"export_timeout": "10 s", "metric_export_interval": "60000 ms", "log_level": "INFO",
+                   "excluded_paths": "/metrics,/health,/healthz,/ready"}
 
 
 def _doc_row(opt: Any) -> str:
