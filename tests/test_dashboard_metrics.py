@@ -69,3 +69,25 @@ def test_push_timestamp_follows_each_successful_push(quiet: None, receiver: OTLP
     assert obskit.force_flush(5)
     names = {m.name for m in receiver.metrics()}
     assert "obskit_metrics_last_push_timestamp_seconds" in names
+
+
+def test_thread_count_is_exposed_and_moves(quiet: None) -> None:
+    """process_thread_count on /metrics after init() is this process's thread count, and follows a new
+    thread."""
+    import threading
+
+    obskit.init(service_name="threads", traces=False, logs=False, env={})
+
+    def count() -> float:
+        line = next(x for x in exposed().splitlines() if x.startswith("process_thread_count "))
+        return float(line.split()[-1])
+
+    before = count()
+    stop = threading.Event()
+    extra = threading.Thread(target=stop.wait)
+    extra.start()
+    try:
+        assert count() == before + 1
+    finally:
+        stop.set()
+        extra.join()

@@ -9,7 +9,7 @@ from opentelemetry.sdk.resources import Resource
 
 from .._config import Config
 from .._runtime._safe import SafeLogger, report_internal_error
-from . import _instruments, _multiprocess, _otel_api, _self
+from . import _instruments, _multiprocess, _otel_api, _self, _threads
 from ._exposition import serve
 from ._instruments import _settings, set_strict_labels
 from ._otlp import Pusher
@@ -72,6 +72,7 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
 
     _self.install()
     _otel_api.install()
+    _threads.install()
     server = None
     if config.metrics_port is not None:
         server = serve(config.metrics_addr, config.metrics_port, strict=config.strict)
