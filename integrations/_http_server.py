@@ -174,6 +174,15 @@ class ServerRequest:
             span.update_name(self.span_name)
             span.set_attribute("http.route", route)
 
+    def note_exception(self, exc: BaseException) -> None:
+        """An exception the framework caught and turned into an error page: its class is the
+        ``error.type``, and it is recorded on the span (the framework's response says 500)."""
+        self.error_type = type(exc).__qualname__
+        span = self.span
+        if span is not None and span.is_recording():
+            span.record_exception(exc)
+            span.set_attribute("error.type", self.error_type)
+
     def failed(self, exc: BaseException) -> None:
         """An exception escaped the app: the server answers 500 if nothing was sent yet."""
         self.error_type = type(exc).__qualname__

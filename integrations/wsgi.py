@@ -158,7 +158,6 @@ INTEGRATION = Integration(
     requires={"opentelemetry-instrumentation-wsgi": "0.66b0"},
     wiring="wrap the app: obskit.integrations.wsgi.ObskitWSGIMiddleware(app)",
     aliases={
-        "flask": "app.wsgi_app = obskit.integrations.wsgi.ObskitWSGIMiddleware(app.wsgi_app)",
         "django": "wrap get_wsgi_application() / get_asgi_application() in obskit.integrations.wsgi / .asgi",
     },
 )
