@@ -19,6 +19,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=("json", "console", "auto"), default=None,
                       help="log format (default: OBSKIT_LOG_FORMAT, else console on a TTY, JSON otherwise)")
     demo.add_argument("--orders", type=int, default=12, help="how many orders to process (default 12)")
+    demo.add_argument("--serve", action="store_true",
+                      help="run as a long-lived HTTP service with its own customers (a payment outage every "
+                           "minute) and /metrics, until Ctrl-C or --duration")
+    demo.add_argument("--host", default="127.0.0.1", help="with --serve: the service's address (default "
+                                                          "127.0.0.1; 0.0.0.0 in a container)")
+    demo.add_argument("--port", type=int, default=8000,
+                      help="with --serve: the service's HTTP port (default 8000; 0 picks a free one)")
+    demo.add_argument("--metrics-port", type=int, default=None,
+                      help="with --serve: the /metrics port (default OBSKIT_METRICS_PORT, else 9464)")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="with --serve: stop after this many seconds (default: run until Ctrl-C)")
+    demo.add_argument("--outage-every", type=float, default=60.0,
+                      help="with --serve: seconds between payment-provider outages (default 60)")
     doctor = sub.add_parser("doctor", help="say why telemetry does not arrive: one line per check, "
                                            "non-zero exit on any FAIL")
     doctor.add_argument("--timeout", type=float, default=3.0,
@@ -38,9 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "demo":
-        from ._demo import run
+        if args.serve:
+            from ._demo_serve import serve
 
-        return run(log_format=args.format, orders=max(3, args.orders))
+            return serve(host=args.host, port=args.port, metrics_port=args.metrics_port,
+                         duration=args.duration, outage_every=args.outage_every, log_format=args.format)
+        from ._demo import run as run_demo
+
+        return run_demo(log_format=args.format, orders=max(3, args.orders))
     if args.command == "doctor":
         from ._doctor import run as run_doctor
 

@@ -12,10 +12,11 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import IO, Any, cast
 
 import obskit
 from obskit._config import OPTIONS
+from obskit._demo_tally import Tally, metric_series, where_to_look
 
 
 class PaymentProvider:
@@ -36,8 +37,10 @@ def run(*, log_format: str | None = None, orders: int = 12) -> int:
     # The demo's own name only when the environment names none (OBSKIT_SERVICE_NAME or OTEL_SERVICE_NAME).
     named = any(os.environ.get(var, "").strip()
                 for var in next(o for o in OPTIONS if o.name == "service_name").variables)
+    tally = Tally(sys.stdout).__enter__()
     tel = obskit.init(service_name=None if named else "checkout-demo",
-                      service_version=obskit.__version__, environment="demo", log_format=log_format)
+                      service_version=obskit.__version__, environment="demo", log_format=log_format,
+                      log_stream=cast(IO[str], tally.stream), span_processors=[tally.spans])
     log = obskit.get_logger("demo.checkout")
     db_log = logging.getLogger("demo.db")  # a stdlib logger, as libraries use
     processed = obskit.counter("demo_orders_processed", "Orders processed by outcome", labels=["status"])
@@ -62,6 +65,7 @@ def run(*, log_format: str | None = None, orders: int = 12) -> int:
 
     log.info("demo starting", orders=orders, otlp_endpoint=tel.config.otlp_endpoint or "none")
     trace_ids: list[str] = []
+    tally.start_clock()
     for n in range(1, orders + 1):
         if n == orders // 3 + 1:
             provider.up = False
@@ -88,15 +92,23 @@ def run(*, log_format: str | None = None, orders: int = 12) -> int:
             log.info("order completed", order_id=n, status=status, breaker=breaker.state.value)
     log.info("demo finished", queued_for_retry=len(payment_queue), breaker=breaker.state.value)
 
+    series = metric_series()
     flushed = obskit.shutdown(timeout=5.0)
+    tally.__exit__()
     out = sys.stderr
     out.write("\n--- obskit demo ---\n")
     out.write(f"{orders} orders, {len(payment_queue)} queued for retry by the fallback, "
               f"breaker now {breaker.state.value}.\n")
+    out.write(f"produced {tally.spans.count} spans, {tally.stream.lines} log lines and {series} metric "
+              "series (on /metrics with OBSKIT_METRICS_PORT).\n")
+    for line in tally.breaker_story("payment_service", breaker.state.value):
+        out.write(line + "\n")
     out.write(f"first trace: {trace_ids[0]}  last trace: {trace_ids[-1]}\n")
-    if tel.config.otlp_endpoint or tel.config.endpoint_for("traces"):
-        out.write(f"exported to {tel.config.endpoint_for('traces')} "
-                  f"({'flushed' if flushed else 'flush timed out'}).\n")
+    look = where_to_look(tel.config)
+    if look:
+        out.write(f"exported ({'flushed' if flushed else 'flush timed out'}); {look[0]}\n")
+        for line in look[1:]:
+            out.write(line + "\n")
     else:
         out.write("No collector configured: set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 to send "
                   "the same run to one.\n")
