@@ -25,16 +25,16 @@ __all__ = ["HookWhenImported"]
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Runs ``after`` once ``name`` has been imported (executed)."""
+    """Runs ``after`` each time one of ``names`` has been imported (executed)."""
 
-    def __init__(self, name: str, after: Callable[[], None]) -> None:
-        self._name = name
+    def __init__(self, names: frozenset[str], after: Callable[[], None]) -> None:
+        self._names = names
         self._after = after
         self._local = threading.local()
 
     def find_spec(self, fullname: str, path: Any = None,
                   target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self._name or getattr(self._local, "busy", False):
+        if fullname not in self._names or getattr(self._local, "busy", False):
             return None
         self._local.busy = True
         try:
@@ -59,11 +59,17 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 class HookWhenImported:
-    """``instrument()`` (returns True if it switched something on) once ``module`` is imported;
-    ``uninstrument()`` undoes it. :meth:`setup` is an integration's ``setup``: idempotent, with teardown."""
+    """``instrument()`` (returns True if it switched something on; it patches what of the framework is
+    imported, and is called again as each of ``modules`` is) once one of ``modules`` is imported;
+    ``uninstrument()`` undoes it. :meth:`setup` is an integration's ``setup``: idempotent, with teardown.
 
-    def __init__(self, module: str, instrument: Callable[[], bool], uninstrument: Callable[[], None]) -> None:
-        self.module = module
+    Name modules that import the pieces they need, never one imported half-way through them (Django's
+    ``handlers.base`` runs while ``handlers.wsgi`` is still importing).
+    """
+
+    def __init__(self, modules: tuple[str, ...], instrument: Callable[[], bool],
+                 uninstrument: Callable[[], None]) -> None:
+        self.modules = modules
         self._instrument = instrument
         self._uninstrument = uninstrument
         self._finder: _Finder | None = None
@@ -72,7 +78,7 @@ class HookWhenImported:
 
     def _now(self) -> None:
         with self._lock:
-            if self._finder is not None:
+            if self._finder is not None and all(m in sys.modules for m in self.modules):
                 with contextlib.suppress(ValueError):
                     sys.meta_path.remove(self._finder)
                 self._finder = None
@@ -83,12 +89,14 @@ class HookWhenImported:
         with self._lock:
             if self._on or self._finder is not None:
                 return None
-            if self.module not in sys.modules:
-                self._finder = _Finder(self.module, self._now)
+            missing = frozenset(m for m in self.modules if m not in sys.modules)
+            if missing:
+                self._finder = _Finder(missing, self._now)
                 sys.meta_path.insert(0, self._finder)
+            if len(missing) == len(self.modules):
                 return self.teardown
         self._now()
-        return self.teardown if self._on else None
+        return self.teardown if self._on or self._finder is not None else None
 
     def teardown(self) -> None:
         with self._lock:

@@ -26,7 +26,7 @@ def _uninstrument() -> None:
     _flask_hook.uninstrument()
 
 
-_hook = HookWhenImported("flask", _instrument, _uninstrument)
+_hook = HookWhenImported(("flask",), _instrument, _uninstrument)
 
 
 def _setup(config: Config) -> Teardown | None:

@@ -157,7 +157,4 @@ INTEGRATION = Integration(
     extra="wsgi",
     requires={"opentelemetry-instrumentation-wsgi": "0.66b0"},
     wiring="wrap the app: obskit.integrations.wsgi.ObskitWSGIMiddleware(app)",
-    aliases={
-        "django": "wrap get_wsgi_application() / get_asgi_application() in obskit.integrations.wsgi / .asgi",
-    },
 )

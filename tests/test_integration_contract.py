@@ -128,7 +128,7 @@ def test_discovery_imports_no_instrumented_library() -> None:
 
 
 @pytest.mark.parametrize("name", ["requests", "httpx", "redis", "psycopg", "starlette", "fastapi", "uvicorn",
-                                  "flask"])
+                                  "flask", "django"])
 def test_module_name_does_not_shadow_its_library(name: str) -> None:
     """obskit.integrations.<name> loads the real top-level library, not itself."""
     module = load(name)
