@@ -74,7 +74,8 @@ def test_httpx_sync_and_async_calls_are_counted() -> None:
 
     with capture(integrations=["httpx"]), _server() as port:
         with httpx.Client() as client:
-            assert [client.get(f"http://127.0.0.1:{port}/items/{i}").status_code for i in range(N)] == [200] * N
+            codes = [client.get(f"http://127.0.0.1:{port}/items/{i}").status_code for i in range(N)]
+        assert codes == [200] * N
         assert asyncio.run(async_calls(port)) == [200] * N
         found = _client_series()
     assert count(found, CLIENT, http_request_method="GET", http_response_status_code="200") == 2 * N, found
