@@ -4,6 +4,7 @@ Built on ``opentelemetry-instrumentation-dbapi``, the layer OpenTelemetry's own 
 of, so it installs from the same release series as the SDK obskit requires. Connections opened after
 :func:`instrument` (``psycopg.connect``, ``Connection.connect``, ``AsyncConnection.connect``, and so pools)
 get a cursor factory whose ``execute``/``executemany`` open a span; ``conn.execute()`` goes through it too.
+The statement is recorded with its literal values replaced by ``?`` (``_dbapi_sql``).
 The connection stays a real ``psycopg.Connection`` (no proxy object), so ``isinstance`` and typing hold.
 """
 
@@ -21,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"obskit.integrations.psycopg needs psycopg and opentelemetry-instrumentation-dbapi "
                       f"({exc}); install them with: pip install 'obskit[psycopg]'") from exc
 
+from obskit.integrations._dbapi_sql import SanitizingCursorTracer, traced_async_cursor, traced_cursor
 from opentelemetry.trace import TracerProvider
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
@@ -32,17 +34,8 @@ _lock = threading.Lock()
 _on = False
 
 
-class _CursorTracer(dbapi.CursorTracer[Any]):
-    """dbapi's tracer, taught that a ``psycopg.sql.Composable`` is a statement too."""
-
-    def get_operation_name(self, cursor: Any, args: Sequence[Any]) -> str:
-        return super().get_operation_name(cursor, _as_text(cursor, args))
-
-    def get_statement(self, cursor: Any, args: Sequence[Any]) -> str:
-        return super().get_statement(cursor, _as_text(cursor, args))
-
-
 def _as_text(cursor: Any, args: Sequence[Any]) -> Sequence[Any]:
+    """A ``psycopg.sql.Composable`` statement rendered, so that it is recorded (and sanitized) as text."""
     if args and isinstance(args[0], Composable):
         try:
             return (args[0].as_string(cursor), *args[1:])
@@ -52,29 +45,11 @@ def _as_text(cursor: Any, args: Sequence[Any]) -> Sequence[Any]:
 
 
 def _traced_cursor(db: dbapi.DatabaseApiIntegration, base: type[psycopg.Cursor[Any]]) -> type[Any]:
-    tracer = _CursorTracer(db)
-
-    class TracedCursor(base):  # type: ignore[valid-type,misc]
-        def execute(self, *args: Any, **kwargs: Any) -> Any:
-            return tracer.traced_execution(self, super().execute, *args, **kwargs)
-
-        def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            return tracer.traced_execution(self, super().executemany, *args, **kwargs)
-
-    return TracedCursor
+    return traced_cursor(SanitizingCursorTracer(db, _as_text), base)
 
 
 def _traced_async_cursor(db: dbapi.DatabaseApiIntegration, base: type[psycopg.AsyncCursor[Any]]) -> type[Any]:
-    tracer = _CursorTracer(db)
-
-    class TracedAsyncCursor(base):  # type: ignore[valid-type,misc]
-        async def execute(self, *args: Any, **kwargs: Any) -> Any:
-            return await tracer.traced_execution_async(self, super().execute, *args, **kwargs)
-
-        async def executemany(self, *args: Any, **kwargs: Any) -> Any:
-            return await tracer.traced_execution_async(self, super().executemany, *args, **kwargs)
-
-    return TracedAsyncCursor
+    return traced_async_cursor(SanitizingCursorTracer(db, _as_text), base)
 
 
 class _Sync(dbapi.DatabaseApiIntegration):

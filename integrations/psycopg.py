@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from obskit.integrations._contract import Integration, Teardown, load
+from obskit.integrations._sql import set_keep_literals
 
 from obskit._config import Config
 
@@ -45,6 +46,7 @@ def is_instrumented() -> bool:
 def _setup(config: Config) -> Teardown | None:
     load("psycopg")
     load(_HOOK)
+    set_keep_literals(config.db_query_literals)
     return uninstrument if instrument() else None
 
 

@@ -393,6 +393,9 @@ OPTIONS: tuple[Option, ...] = (
        "paths, a trailing `*` matches a prefix.",
        obskit_env="OBSKIT_EXCLUDED_PATHS", arg=False,
        accepted="comma-separated paths starting with /, or none"),
+    _o("db_query_literals", _p_bool, False, "Keep literal values in the SQL text database spans record "
+       "(`db.query.text`); off: every literal becomes `?`, as values in SQL are often personal data.",
+       obskit_env="OBSKIT_DB_QUERY_LITERALS", arg=False, accepted="bool"),
     _o("redact", _p_names, (), "Extra keys whose values become `[REDACTED]` wherever obskit writes or "
        "exports them, and sensitive URL parameters (added to the built-in list).",
        obskit_env="OBSKIT_REDACT", accepted="comma-separated keys"),
@@ -445,6 +448,7 @@ class Config:
     multiproc_dir: str | None
     integrations: tuple[str, ...] | str
     excluded_paths: tuple[str, ...]
+    db_query_literals: bool
     redact: tuple[str, ...]
     redact_exceptions: bool
     strict: bool

@@ -214,8 +214,11 @@ def _stable_http_semconv() -> None:
     """Contrib instrumentations record the stable HTTP metric names, in seconds, unless the user chose.
 
     Without it they emit the old names in milliseconds, which is why public dashboards show nothing.
+    ``database/dup``: the dbapi-based SQL integrations record ``db.client.operation.duration`` only under
+    the database opt-in, and ``/dup`` keeps the older span attributes (``db.system``, ``db.statement``)
+    beside the stable ones (``db.namespace``, ``db.query.text``), so queries written against either work.
     """
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database/dup")
 
 
 def _guarded(what: str, fn: Callable[[], Any]) -> Any:

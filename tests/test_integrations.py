@@ -173,7 +173,7 @@ def test_psycopg_select_span() -> None:
     assert span.kind is SpanKind.CLIENT
     assert span.attributes is not None
     assert span.attributes["db.system"] == "postgresql"
-    assert span.attributes["db.statement"] == "SELECT 1"
+    assert span.attributes["db.statement"] == "SELECT ?"  # literals are never recorded
     assert span.attributes["db.name"] == "test"
     assert span.attributes["server.address"] == "127.0.0.1"
 
@@ -190,7 +190,7 @@ def test_psycopg_connection_execute_composed_sql_and_custom_cursor() -> None:
             assert isinstance(cur, psycopg.ClientCursor)
             assert cur.fetchone() == (2,)
         span = cap.span("SELECT")
-    assert span.attributes is not None and span.attributes["db.statement"] == "SELECT 2"
+    assert span.attributes is not None and span.attributes["db.statement"] == "SELECT ?"
 
 
 def test_psycopg_async_connection_and_failed_query() -> None:
@@ -208,7 +208,7 @@ def test_psycopg_async_connection_and_failed_query() -> None:
         asyncio.run(run())
         spans = [s for s in cap.spans if s.name == "SELECT"]
     assert [s.attributes["db.statement"] for s in spans if s.attributes] == [
-        "SELECT 3", "SELECT * FROM obskit_no_such_table"]
+        "SELECT ?", "SELECT * FROM obskit_no_such_table"]
     assert spans[0].status.status_code is not StatusCode.ERROR
     assert spans[1].status.status_code is StatusCode.ERROR
 
@@ -351,7 +351,7 @@ def test_sqlalchemy_on_psycopg_is_traced_by_the_psycopg_integration() -> None:
             assert conn.execute(sa.text("SELECT 41 + 1")).scalar() == 42
         engine.dispose()
         statements = [s.attributes["db.statement"] for s in cap.spans if s.attributes]
-    assert "SELECT 41 + 1" in statements
+    assert "SELECT ? + ?" in statements
 
 
 def test_middleware_names_say_how_to_wire_them() -> None:

@@ -152,7 +152,7 @@ def test_init_opts_into_stable_http_semconv(fresh: None, monkeypatch: pytest.Mon
     """init() sets OTEL_SEMCONV_STABILITY_OPT_IN=http, unless the user set it."""
     monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
     obskit.init(service_name="s", log_stream=io.StringIO(), integrations="none", env={})
-    assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
+    assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http,database/dup"
     obskit.testing.reset()
     monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")
     obskit.init(service_name="s", log_stream=io.StringIO(), integrations="none", env={})

@@ -1,0 +1,86 @@
+"""Shared by the hooks built on ``opentelemetry-instrumentation-dbapi`` (psycopg, psycopg2, PyMySQL): a cursor
+tracer whose recorded statement has no literal values, and traced cursor classes handed to the driver's own
+``cursor_factory`` / ``cursorclass`` argument.
+
+Why cursor classes instead of dbapi's connection proxy: the connection stays the driver's real class
+(``isinstance`` checks, type hints and driver extensions such as ``psycopg2.extras`` keep working), and the
+caller's own cursor class is kept, subclassed. Imported only by those hooks, once their driver is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from obskit.integrations._sql import text_for
+from opentelemetry.instrumentation import dbapi
+
+__all__ = ["CursorClassIntegration", "SanitizingCursorTracer", "traced_async_cursor", "traced_cursor"]
+
+
+class SanitizingCursorTracer(dbapi.CursorTracer[Any]):
+    """dbapi's tracer, recording the statement with literals replaced by ``?`` (unless they are kept).
+
+    ``as_text`` turns a driver's composed statement (``psycopg.sql.SQL(...)``) into text first.
+    """
+
+    def __init__(self, integration: dbapi.DatabaseApiIntegration,
+                 as_text: Callable[[Any, Sequence[Any]], Sequence[Any]] | None = None) -> None:
+        super().__init__(integration)
+        self._as_text = as_text
+
+    def _args(self, cursor: Any, args: Sequence[Any]) -> Sequence[Any]:
+        return self._as_text(cursor, args) if self._as_text is not None else args
+
+    def get_operation_name(self, cursor: Any, args: Sequence[Any]) -> str:
+        return super().get_operation_name(cursor, self._args(cursor, args))
+
+    def get_statement(self, cursor: Any, args: Sequence[Any]) -> str:
+        statement = super().get_statement(cursor, self._args(cursor, args))
+        return text_for(statement, self._db_api_integration.database_system)
+
+
+def traced_cursor(tracer: dbapi.CursorTracer[Any], base: type[Any]) -> type[Any]:
+    """``base`` with ``execute`` and ``executemany`` traced."""
+
+    class TracedCursor(base):  # type: ignore[valid-type,misc]
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            return tracer.traced_execution(self, super().execute, *args, **kwargs)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            return tracer.traced_execution(self, super().executemany, *args, **kwargs)
+
+    TracedCursor.__name__ = TracedCursor.__qualname__ = f"Traced{base.__name__}"
+    return TracedCursor
+
+
+def traced_async_cursor(tracer: dbapi.CursorTracer[Any], base: type[Any]) -> type[Any]:
+    """``base`` (an asyncio cursor) with ``execute`` and ``executemany`` traced."""
+
+    class TracedAsyncCursor(base):  # type: ignore[valid-type,misc]
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            return await tracer.traced_execution_async(self, super().execute, *args, **kwargs)
+
+        async def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            return await tracer.traced_execution_async(self, super().executemany, *args, **kwargs)
+
+    TracedAsyncCursor.__name__ = TracedAsyncCursor.__qualname__ = f"Traced{base.__name__}"
+    return TracedAsyncCursor
+
+
+class CursorClassIntegration(dbapi.DatabaseApiIntegration):
+    """Traces a driver's connections through the cursor class it takes at ``connect`` (``cursor_kwarg``): the
+    caller's class (or ``default_cursor``) is subclassed with traced ``execute``/``executemany``."""
+
+    cursor_kwarg = "cursor_factory"
+    default_cursor: type[Any] = object
+    as_text: Callable[[Any, Sequence[Any]], Sequence[Any]] | None = None
+
+    def wrapped_connection(  # type: ignore[override]
+        self, connect_method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[Any, Any]
+    ) -> Any:
+        base = kwargs.pop(self.cursor_kwarg, None) or self.default_cursor
+        kwargs[self.cursor_kwarg] = traced_cursor(SanitizingCursorTracer(self, type(self).as_text), base)
+        connection = connect_method(*args, **kwargs)
+        self.get_connection_attributes(connection)
+        return connection
