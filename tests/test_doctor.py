@@ -270,3 +270,13 @@ def test_otel_versions_must_belong_together() -> None:
     assert old_contrib.status == "WARN" and "0.66b" in old_contrib.message
     too_old = check_otel_versions({"opentelemetry-api": "1.30.0", "opentelemetry-sdk": "1.30.0"})
     assert too_old.status == "FAIL"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_https_to_a_plain_port_is_a_tls_error(protocol: str) -> None:
+    """An https:// endpoint on a port without TLS: a FAIL that says TLS, over gRPC and HTTP."""
+    with OTLPReceiver("grpc" if protocol == "grpc" else "http") as rx:
+        proc = export_doctor({"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://127.0.0.1:{rx.port}",
+                              "OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
+    (line,) = lines(proc, "traces")
+    assert line.startswith("FAIL") and "TLS error" in line and "use http://" in line, line

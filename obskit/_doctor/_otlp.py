@@ -103,6 +103,8 @@ def _grpc(signal: str, config: Config, host: str, port: int, tls: bool, timeout:
     if name == "UNAVAILABLE" and not tls and speaks_http1(host, port, timeout):
         return False, _GRPC_HINT
     lowered = details.lower()
+    if tls and "wrong_version_number" in lowered:
+        return False, "TLS error: the server does not speak TLS on this port; use http:// instead of https://"
     if tls and any(word in lowered for word in ("ssl", "tls", "handshake", "certificate")):
         return False, (f"TLS error: {details}; with a private CA set OTEL_EXPORTER_OTLP_CERTIFICATE, with no "
                        "TLS on that port use http://")
