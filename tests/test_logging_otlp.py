@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,7 +22,7 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from obskit._config import resolve
-from obskit._logs._api import configure_logging, get_logger
+from obskit._logs._api import LoggingHandle, configure_logging, get_logger
 from obskit._logs._api import reset as reset_logging
 from obskit._logs._otlp import coerce_attribute, severity
 from obskit._runtime._safe import telemetry_section
@@ -43,6 +46,9 @@ class Setup:
 
     @property
     def records(self) -> list[Any]:
+        """What reached the exporter: records are built off the calling thread, so flush first, as
+        ``obskit.force_flush()`` does."""
+        self.provider.force_flush()
         return [r.log_record for r in self.exporter.get_finished_logs()]
 
     @property
@@ -176,6 +182,7 @@ def test_an_emit_that_raises_does_not_reach_the_caller(capfd: pytest.CaptureFixt
     )
     get_logger("a").info("still printed")
     logging.getLogger("b").error("std still printed")
+    provider.force_flush()  # the records reach the processor on the bridge's worker
     assert [json.loads(x)["event"] for x in stream.getvalue().splitlines()] == [
         "still printed",
         "std still printed",
@@ -265,3 +272,109 @@ def test_end_to_end_through_init_and_a_loopback_collector(fresh: None, receiver:
         attrs["stdlib event"]["token"] == "[REDACTED]" and attrs["stdlib event"]["logger.name"] == "e2e.std"
     )
     obskit.shutdown(timeout=10)
+
+
+class _Recording(LogRecordProcessor):
+    """Notes, for each record handed to the provider, its body, the process and the thread that handed it."""
+
+    def __init__(self, pause: float = 0.0, hold: threading.Event | None = None) -> None:
+        self.seen: list[tuple[str, int, str]] = []
+        self._pause = pause
+        self._hold = hold
+
+    def on_emit(self, log_record: Any) -> None:
+        if self._hold is not None:
+            self._hold.wait(30)
+        if self._pause:
+            time.sleep(self._pause)
+        record = getattr(log_record, "log_record", log_record)
+        self.seen.append((str(record.body), os.getpid(), threading.current_thread().name))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _bridged(processor: LogRecordProcessor) -> tuple[LoggerProvider, io.StringIO, LoggingHandle]:
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    stream = io.StringIO()
+    handle = configure_logging(resolve({"log_format": "json", "log_stream": stream}, environ={}),
+                               logger_provider=provider)
+    return provider, stream, handle
+
+
+def test_the_record_is_built_on_the_worker_with_the_callers_span() -> None:
+    """The SDK record is built and emitted on the bridge's worker, not the caller, with the caller's span."""
+    s = Setup()
+    recording = _Recording()
+    s.provider.add_log_record_processor(recording)
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("op") as span:
+        get_logger("shop").info("paid")
+    (rec,) = s.records
+    assert [(body, thread) for body, _, thread in recording.seen] == [("paid", "obskit-log-export")]
+    assert threading.current_thread().name != "obskit-log-export"
+    ctx = span.get_span_context()
+    assert (rec.trace_id, rec.span_id) == (ctx.trace_id, ctx.span_id)  # captured on the calling thread
+
+
+def test_flush_and_stop_export_deliver_everything_logged_before_them() -> None:
+    """With the worker far behind, provider.force_flush() and stop_export() still hand over every line."""
+    recording = _Recording(pause=0.001)  # ~1 ms a record: the caller queues 300 lines long before that
+    provider, _, handle = _bridged(recording)
+    for i in range(300):
+        get_logger("a").info("first", i=i)
+    assert len(recording.seen) < 300  # the worker is behind: the flush below has work to do
+    assert provider.force_flush(30_000)
+    assert [body for body, _, _ in recording.seen] == ["first"] * 300
+    for i in range(100):
+        get_logger("a").info("second", i=i)
+    handle.stop_export()  # as shutdown() does: what the bridge still holds goes out before the provider stops
+    provider.shutdown()
+    assert [body for body, _, _ in recording.seen].count("second") == 100
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stalled provider: the caller never waits, the queue holds its bound and every drop is counted."""
+    from obskit._logs import _otlp
+    from obskit._runtime import _health
+
+    monkeypatch.setattr(_otlp, "_QUEUE_LIMIT", 10)
+    hold = threading.Event()
+    recording = _Recording(hold=hold)  # the first record the worker hands over blocks it
+    provider, stream, _ = _bridged(recording)
+    before = _health.counts().get(("dropped", "logs"), 0)
+    for i in range(50):
+        get_logger("a").info("line", i=i)  # returns although nothing can be exported
+    dropped = _health.counts().get(("dropped", "logs"), 0) - before
+    assert len(stream.getvalue().splitlines()) == 50  # every line still printed
+    assert 50 - 10 - 1 <= dropped <= 50 - 10  # the bound, plus the one the worker holds
+    hold.set()
+    assert provider.force_flush(30_000)
+    assert len(recording.seen) + dropped == 50
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_has_its_own_worker_and_not_the_parents_queue() -> None:
+    """After fork the child exports through a new worker, and never re-exports what the parent had queued."""
+    recording = _Recording(pause=0.001)
+    provider, _, _ = _bridged(recording)
+    for i in range(200):
+        get_logger("a").info("parent", i=i)
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            get_logger("a").info("child")
+            provider.force_flush(10_000)
+            mine = [(body, thread) for body, p, thread in recording.seen if p == os.getpid()]
+            code = 0 if mine == [("child", "obskit-log-export")] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert provider.force_flush(30_000)
+    assert [body for body, p, _ in recording.seen if p == os.getpid()] == ["parent"] * 200

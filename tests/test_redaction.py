@@ -213,6 +213,7 @@ def test_exception_messages_in_lines_records_and_spans(scrub: bool) -> None:
             _raise()
         except ConnectionError:
             get_logger("db").exception("query failed")
+        provider.force_flush()  # the record is built on the OTLP bridge's worker thread
         (record,) = [r.log_record for r in exporter.get_finished_logs()]
         attrs = dict(record.attributes or {})
     finally:

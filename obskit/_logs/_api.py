@@ -21,7 +21,7 @@ from structlog import BoundLoggerBase
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars, unbind_contextvars
 
 from .._runtime._redact import Redactor
-from .._runtime._safe import report_internal_error
+from .._runtime._safe import capture_internal_exceptions, report_internal_error
 from . import _pipeline as _pl
 from ._pipeline import State, context_fields, is_tty, normalize_exc_info, process, safe_str
 from ._stdlib import ObskitHandler, RoutingState
@@ -229,12 +229,15 @@ class LoggingHandle:
         if self.routing is not None and self._active:
             self.routing.adopt_server_loggers()
 
-    def stop_export(self) -> None:
+    def stop_export(self, timeout: float = 5.0) -> None:
         """Stop handing events to the LoggerProvider; lines still print. Call before shutting it down,
-        or every later line makes its processor log "ignoring" in turn."""
+        or every later line makes its processor log "ignoring" in turn. The records the OTLP bridge still
+        queues are handed to the provider first (within ``timeout``), so its shutdown exports them."""
         if self._active and _pl.STATE is self.state and self.state.exporter is not None:
+            exporter = self.state.exporter
             self.state = self.state.without_exporter()
             _pl.set_state(self.state)
+            _close_exporter(exporter, timeout)
 
     def unconfigure(self) -> None:
         global _active
@@ -250,8 +253,16 @@ class LoggingHandle:
             report_internal_error("logging: unconfigure", exc)
         if _pl.STATE is self.state:
             _pl.set_state(_pl.default_state())
+        _close_exporter(self.state.exporter, 2.0)  # its worker thread ends; queued records go out first
         if _active is self:
             _active = None
+
+
+def _close_exporter(exporter: _pl.Exporter | None, timeout: float) -> None:
+    close = getattr(exporter, "close", None)
+    if close is not None:
+        with capture_internal_exceptions("logging: OTLP bridge close"):
+            close(timeout)
 
 
 _active: LoggingHandle | None = None

@@ -5,26 +5,35 @@ carries exactly the redacted fields of the printed line and is emitted once per 
 (structlog or stdlib) produced it. Records produced while exporting, or by the exporter's own libraries, are
 printed but never exported: that feedback loop would otherwise grow with every failed export. Text that is
 not valid UTF-8 (lone surrogates) is repaired here: protobuf would refuse it, and with it the whole batch.
+
+Building the SDK ``LogRecord`` and handing it to the processors costs several times the line itself, so it
+happens on one worker thread, not on the thread that logged (see :class:`OtlpBridge`).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from opentelemetry import context as otel_context
 from opentelemetry._logs import LogRecord, SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
 from .._config import Config
+from .._runtime import _fork
+from .._runtime._health import record_dropped
 from .._runtime._redact import Redactor
-from .._runtime._safe import in_telemetry, telemetry_section, utf8_safe
+from .._runtime._safe import in_telemetry, report_internal_error, telemetry_section, utf8_safe
 from ._pipeline import ExcInfo, safe_str
 
 __all__ = ["OtlpBridge", "build_logger_provider", "coerce_attribute", "severity"]
@@ -106,14 +115,41 @@ def exception_attributes(exc_info: ExcInfo) -> dict[str, AttributeValue]:
     }
 
 
+_STOP = object()  # tells the worker to end
+_FROZEN = frozenset({str, int, float, bool, type(None)})  # values the caller cannot change after the call
+_QUEUE_LIMIT = 2048  # the SDK batch processor's default queue size: same bound, same order of memory
+
+
 class OtlpBridge:
-    """Turns one processed event into one OTel ``LogRecord`` on the ``obskit`` logger."""
+    """Turns one processed event into one OTel ``LogRecord`` on the ``obskit`` logger, off the calling thread.
 
-    __slots__ = ("_logger", "_redactor")
+    ``emit`` (on the thread that logged) checks the recursion guard, snapshots the fields (values that could
+    change later are coerced now), the span context and the code location, and puts one tuple on a bounded
+    queue; a full queue drops the record and counts it (``obskit_telemetry_dropped_total{signal="logs"}``),
+    so a stalled exporter never blocks or grows the caller. One daemon worker builds each ``LogRecord`` and
+    hands it to the provider. ``flush`` drains the queue within a timeout; a processor registered on the
+    provider runs it first in ``provider.force_flush()``, so a flush still covers every line logged before
+    it. ``close`` drains and stops the worker (``LoggingHandle.stop_export`` calls it before the provider
+    shuts down). After a fork the child gets an empty queue (the parent exports what it had queued) and a
+    new worker, through the after-fork registry.
+    """
 
-    def __init__(self, logger_provider: LoggerProvider, redactor: Redactor | None = None) -> None:
+    __slots__ = ("__weakref__", "_closed", "_limit", "_logger", "_queue", "_redactor", "_start_lock",
+                 "_thread")
+
+    def __init__(self, logger_provider: LoggerProvider, redactor: Redactor | None = None,
+                 max_queued: int | None = None) -> None:
         self._logger = logger_provider.get_logger("obskit")
         self._redactor = redactor or Redactor()
+        self._limit = _QUEUE_LIMIT if max_queued is None else max_queued
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        _FlushFirst.attach(logger_provider, self)
+        _fork.register("log export bridge", after_in_child=self._after_fork_in_child)
+
+    # -- the calling thread ----------------------------------------------------------------------------
 
     def emit(
         self,
@@ -125,29 +161,149 @@ class OtlpBridge:
         created: float,
         record: logging.LogRecord | None,
     ) -> None:
-        if in_telemetry() or logger_name.startswith(_NOT_EXPORTED):
+        if in_telemetry() or logger_name.startswith(_NOT_EXPORTED) or self._closed:
             return
+        if self._queue.qsize() >= self._limit:
+            record_dropped("logs")
+            return
+        if self._thread is None:
+            self._start()
+        frozen = _FROZEN
+        snapshot = {k: v if type(v) in frozen else coerce_attribute(v) for k, v in fields.items()}
+        where = (record.pathname, record.funcName, record.lineno) if record is not None else None
+        self._queue.put((level, logger_name, event if type(event) is str else safe_str(event), snapshot,
+                         exc_info, created, time.time_ns(), where, otel_context.get_current()))
+
+    # -- the worker ------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._closed:
+                thread = threading.Thread(target=self._run, name="obskit-log-export", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _run(self) -> None:
+        get = self._queue.get  # bound once: after a fork the child's worker reads the child's new queue
+        while True:
+            item = get()
+            if type(item) is tuple:
+                try:
+                    with telemetry_section():  # whatever building or emitting logs is printed, not exported
+                        self._emit_now(*item)
+                except Exception as exc:
+                    report_internal_error("logging: OTLP log export", exc)
+            elif item is _STOP:
+                return
+            else:
+                item.set()  # a flush marker: everything queued before it has been handed on
+
+    def _emit_now(self, level: int, logger_name: str, event: str, fields: dict[str, Any],
+                  exc_info: ExcInfo | None, created: float, observed: int,
+                  where: tuple[str, str, int] | None, context: Context) -> None:
         attributes: dict[str, AttributeValue] = {"logger.name": logger_name}
         for key, value in fields.items():
             attributes[utf8_safe(safe_str(key))] = coerce_attribute(value)
-        if record is not None:
-            attributes["code.file.path"] = record.pathname
-            attributes["code.function.name"] = record.funcName
-            attributes["code.line.number"] = record.lineno
+        if where is not None:
+            path, function, line = where
+            attributes["code.file.path"] = path
+            attributes["code.function.name"] = function
+            attributes["code.line.number"] = line
         if exc_info is not None:
             red = self._redactor
             scrub = red.scrub_text if logger_name.startswith("obskit") else red.exception_text
             for key, text in exception_attributes(exc_info).items():
                 attributes[key] = utf8_safe(scrub(text)) if isinstance(text, str) else text
         number, text = severity(level)
-        log_record = LogRecord(
+        self._logger.emit(LogRecord(
             timestamp=int(created * 1e9),
-            observed_timestamp=time.time_ns(),
-            context=otel_context.get_current(),
+            observed_timestamp=observed,
+            context=context,
             severity_number=number,
             severity_text=text,
-            body=utf8_safe(event if isinstance(event, str) else safe_str(event)),
+            body=utf8_safe(event),
             attributes=attributes,
-        )
-        with telemetry_section():
-            self._logger.emit(log_record)
+        ))
+
+    # -- flush, close, fork ----------------------------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued so far has been handed to the provider; False on timeout."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return self._queue.qsize() == 0
+        done = threading.Event()
+        self._queue.put(done)  # past the bound on purpose: a marker is not a record
+        return done.wait(max(0.0, timeout))
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Take no more records, drain what is queued (within ``timeout``), then end the worker."""
+        if self._closed:
+            return True  # closed before (stop_export, then the provider's shutdown): nothing more to wait for
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        drained = self.flush(timeout)
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return drained
+
+    def _after_fork_in_child(self) -> None:
+        """The worker did not survive the fork and the queue's records are the parent's to export."""
+        running = self._thread is not None
+        self._queue = queue.SimpleQueue()
+        self._start_lock = threading.Lock()
+        self._thread = None
+        if running:
+            self._start()
+
+
+class _FlushFirst(LogRecordProcessor):
+    """Makes ``provider.force_flush()`` cover the bridge's queue.
+
+    Processors are flushed in the order they were added and this one comes after the batch processor, so
+    it drains the bridge (whose records land in the batch queue) and then flushes the provider once more.
+    One per provider; it follows the provider's latest bridge.
+    """
+
+    _by_provider: weakref.WeakKeyDictionary[LoggerProvider, _FlushFirst] = weakref.WeakKeyDictionary()
+    _nested = threading.local()
+
+    def __init__(self, provider: LoggerProvider) -> None:
+        self._provider = weakref.ref(provider)
+        self._bridge: Callable[[], OtlpBridge | None] = lambda: None
+
+    @classmethod
+    def attach(cls, provider: LoggerProvider, bridge: OtlpBridge) -> None:
+        drain = cls._by_provider.get(provider)
+        if drain is None:
+            drain = cls._by_provider[provider] = cls(provider)
+            provider.add_log_record_processor(drain)
+        drain._bridge = weakref.ref(bridge)
+
+    def on_emit(self, log_record: Any) -> None:
+        pass
+
+    def enabled(self, **kwargs: Any) -> bool:
+        return False  # never makes a logger look enabled by itself
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if getattr(self._nested, "active", False):
+            return True
+        deadline = time.monotonic() + timeout_millis / 1000
+        bridge, provider = self._bridge(), self._provider()
+        drained = bridge.flush(timeout_millis / 1000) if bridge is not None else True
+        if provider is None:
+            return drained
+        self._nested.active = True
+        try:
+            left = int(max(0.0, deadline - time.monotonic()) * 1000)
+            return drained and bool(provider.force_flush(left))
+        finally:
+            self._nested.active = False
+
+    def shutdown(self) -> None:
+        bridge = self._bridge()
+        if bridge is not None:
+            bridge.close(timeout=0.0)  # normally closed already (stop_export); here just end the worker
