@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -14,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from otlp_receiver import OTLPReceiver, attributes
 
 import obskit
+from obskit.testing import reset
 
 
 def _init(rx_endpoint: str, protocol: str, **kw: Any) -> obskit.Telemetry:
@@ -84,18 +87,66 @@ def _closed_port() -> int:
     return int(port)
 
 
-def test_collector_down_never_blocks_and_memory_stays_bounded(fresh: None) -> None:
-    """With nothing listening, 20k spans neither block nor grow the queue past its bound."""
-    tel = _init(f"http://127.0.0.1:{_closed_port()}", "http/protobuf")
-    for _ in range(20_000):
-        with obskit.span("lost"):
-            pass
-    provider = tel.tracer_provider
-    assert provider is not None
-    queues = [p._batch_processor._queue for p in provider._active_span_processor._span_processors
-              if hasattr(p, "_batch_processor")]
-    assert queues and all(len(q) <= 2048 for q in queues)
-    assert obskit.shutdown(timeout=2) in (True, False)
+def _request_path(n: int) -> float:
+    """Seconds for ``n`` requests' worth of telemetry: a span with one log line inside."""
+    log = obskit.get_logger("t")
+    start = time.perf_counter()
+    for i in range(n):
+        with obskit.span("work"):
+            log.info("working", i=i)
+    return time.perf_counter() - start
+
+
+def _timed(n: int, give_up_after: float) -> float:
+    """``_request_path(n)`` run in a thread; inf if it has not finished after ``give_up_after`` seconds
+    (a request path that blocks must fail the test, not hang it)."""
+    result: list[float] = []
+    worker = threading.Thread(target=lambda: result.append(_request_path(n)), daemon=True)
+    worker.start()
+    worker.join(give_up_after)
+    return result[0] if result else math.inf
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("down", ["hung", "refusing"])
+def test_a_collector_down_never_slows_the_request_path(fresh: None, protocol: str, down: str) -> None:
+    """A dead collector costs the request path about what a healthy one does; queues bounded, loss counted."""
+    from obskit._logs import _pipeline as _pl
+    from obskit._runtime import _health
+
+    otlp_protocol, n = "grpc" if protocol == "grpc" else "http/protobuf", 2_000
+    with OTLPReceiver(protocol) as healthy:
+        _init(healthy.endpoint, otlp_protocol)
+        _request_path(600)  # warm up: channel made, a first batch exported
+        baseline = min(_request_path(n) for _ in range(3))
+        assert obskit.shutdown(timeout=10) is True
+    reset()
+    dropped_before = {s: _health.counts().get(("dropped", s), 0) for s in ("traces", "logs")}
+    with OTLPReceiver(protocol, mode="hang") as hung:
+        endpoint = hung.endpoint if down == "hung" else f"http://127.0.0.1:{_closed_port()}"
+        tel = _init(endpoint, otlp_protocol)
+        # A full batch of each first: both exporters are then stuck in (or retrying) an export.
+        # Each run gives up at 5x the baseline: the ratio has failed by then anyway.
+        warm_up = _timed(600, give_up_after=5 * baseline * 600 / n)
+        if down == "hung" and warm_up < math.inf:
+            assert hung.wait_for(lambda r: bool(r.requests("traces")) and bool(r.requests("logs")))
+        down_time = min(_timed(n, give_up_after=5 * baseline) for _ in range(3)) if warm_up < math.inf \
+            else math.inf
+        assert down_time / baseline < 3, (down_time, baseline)
+        queued = [len(p._batch_processor._queue) for p in _processors(tel)]  # spans, log records
+        bridge: Any = _pl.STATE.exporter  # the log lines not yet made into records
+        assert len(queued) == 2 and max(queued) <= 2048 and bridge._queue.qsize() <= 2048, queued
+        for signal, before in dropped_before.items():
+            assert _health.counts().get(("dropped", signal), 0) > before  # what could not be kept is counted
+        assert obskit.shutdown(timeout=2) is False  # says it could not deliver, within its timeout
+
+
+def _processors(tel: obskit.Telemetry) -> list[Any]:
+    """The batch processors obskit built (span and log), whose queues hold what waits for export."""
+    assert tel.tracer_provider is not None and tel.logger_provider is not None
+    span_side = tel.tracer_provider._active_span_processor._span_processors
+    log_side = tel.logger_provider._multi_log_record_processor._log_record_processors
+    return [p for p in (*span_side, *log_side) if hasattr(p, "_batch_processor")]
 
 
 class _Raising:
