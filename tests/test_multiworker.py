@@ -194,8 +194,7 @@ def test_uvicorn_workers_aggregate(run: object, tmp_path: Path) -> None:
 
 
 def test_dead_worker_counts_kept_and_files_folded(run: object, tmp_path: Path) -> None:
-    """Killing two workers in turn keeps both one's counts in the total and folds their files into the
-    archive (the second death adds to what the first left there)."""
+    """Killing two workers in turn keeps both one's counts in the total and folds their files away."""
     mp = tmp_path / "mp"
     server = run(WSGI_APP, gunicorn(), {"OBSKIT_MULTIPROC_DIR": str(mp)})  # type: ignore[operator]
     pids = server.hit(N)
@@ -287,8 +286,7 @@ def test_process_joins_live_run_and_wipes_dead_one(tmp_path: Path) -> None:
 
 
 def test_successive_dead_processes_add_up_in_the_archive(tmp_path: Path) -> None:
-    """Two processes of one run die one after the other: the archive holds the sum of both, so the scraped
-    total never goes down (an archive that kept only the latest death would read 7, not 12)."""
+    """Two processes of one run die in turn: the archive holds the sum of both, not the latest one."""
     from obskit._metrics import _multiprocess
 
     mp = tmp_path / "mp"
