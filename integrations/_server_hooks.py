@@ -37,16 +37,20 @@ _undo: list[Callable[[], None]] = []
 _finder: _PatchOnImport | None = None
 
 
-def install(stop: Iterable[ReconfigureHook], flush: Callable[[], None],
+def install(stop: Iterable[ReconfigureHook], flush: Callable[[], None] | None,
             patches: Iterable[Patch] = ()) -> None:
-    """Hook each target (now, or when its module is imported); idempotent."""
+    """Hook each target (now, or when its module is imported); idempotent. ``flush`` None keeps the one
+    installed before."""
     global _patches, _flush, _finder
     wanted = [(*target, _flushing_after) for target in stop] + list(patches)
     with _lock:
         _patches = tuple(dict.fromkeys((*_patches, *wanted)))
-        _flush = flush
+        _flush = flush if flush is not None else _flush
         pending = {p[0] for p in _patches if p[0] not in sys.modules}
-        if pending and _finder is None:
+        if pending:
+            if _finder is not None:
+                with contextlib.suppress(ValueError):
+                    sys.meta_path.remove(_finder)
             _finder = _PatchOnImport(pending, _patch_imported)
             sys.meta_path.insert(0, _finder)
     _patch_imported()

@@ -39,11 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the settings obskit resolves from this environment, "
                                            "with where each came from")
     config.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.add_parser("run", help="run a command with obskit set up from the environment, no code change: "
+                               "obskit run -- gunicorn -w 2 app:app", add_help=False)
     sub.add_parser("version", help="print the obskit version")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["run"]:  # everything after it is the command's, options included: not argparse's
+        from ._run import run
+
+        return run(args_in[1:])
     parser = _parser()
     args = parser.parse_args(argv)
 

@@ -52,6 +52,9 @@ class Telemetry:
         self._logging: Any = None
         self._metrics: Any = None
         self.integrations: list[str] = []
+        #: What set obskit up before the program could (``"obskit run"``): the program's own init() is
+        #: then expected, and returns this Telemetry without a second setup.
+        self.started_by: str | None = None
         self._closed = False
         self._lock = threading.Lock()
 
@@ -172,6 +175,13 @@ def init(
     }
     with _init_lock:
         if _current is not None:
+            if _current.started_by is not None:
+                given = sorted(k for k, v in args.items() if v is not None)
+                if given:
+                    _log.warning("obskit: %s set obskit up from the environment; init() keeps that setup and "
+                                 "ignores %s (set them as OBSKIT_* variables)", _current.started_by,
+                                 ", ".join(given))
+                return _current
             _log.warning("obskit.init() was called again; keeping the first configuration (call "
                          "obskit.shutdown() first to start over)")
             return _current

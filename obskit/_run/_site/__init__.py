@@ -1,0 +1,1 @@
+"""The folder ``obskit run`` puts first on ``PYTHONPATH``: only its ``sitecustomize`` matters there."""
