@@ -16,8 +16,8 @@ Every figure is requests/s from one wrk run; the ratios are against ``bare`` of 
 instrumented figure: spans delivered to the receiver / requests served, the SERVER spans counted once the
 server has shut down (so what was still queued is either delivered or lost, not pending). "Served" is wrk's
 count of completed responses plus the warm-up request: the up to ``connections`` requests still in flight
-when wrk stops are served (and traced) but not counted, so a fraction can exceed 100% by that much. Servers are
-stopped with SIGTERM, as a deployment stops them: uvicorn then ends the process with the default SIGTERM
+when wrk stops are served (and traced) but not counted, so a fraction can exceed 100% by that much. Servers
+are stopped with SIGTERM, as a deployment stops them: uvicorn then ends the process with the default SIGTERM
 handler, past ``atexit``, so the contrib setup loses what its batch processor still held (obskit flushes
 when uvicorn's shutdown returns); a short run can show it delivering nothing.
 Run: ``python tests/benchmarks/bench_http.py [seconds] [connections]``. Target: obskit >= 0.75x bare.
