@@ -126,14 +126,30 @@ class StatementRecorder:
     not one from each layer.
     """
 
+    #: Statements repeat (an ORM sends the same few hundred texts), so what is derived from one is kept:
+    #: the sanitizing and the attribute dicts were the hook's largest cost after the span itself.
+    CACHE_SIZE = 1024
+
     def __init__(self, scope: str, version: str) -> None:
+        self._cache: dict[tuple[Any, ...], tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self.tracer = trace.get_tracer(scope, version)
         self.duration = metrics.get_meter(scope, version).create_histogram(
             DURATION, unit="s", description="Duration of database client operations.")
 
     def attributes(self, system: str, statement: str, namespace: str | None, host: str | None,
                    port: int | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """(span name, span attributes, metric attributes) for one statement."""
+        """(span name, span attributes, metric attributes) for one statement; shared, not to be changed."""
+        key = (system, statement, namespace, host, port, _keep)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._attributes(system, statement, namespace, host, port)
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()  # statements built with literals inside would otherwise grow it forever
+            self._cache[key] = found
+        return found
+
+    def _attributes(self, system: str, statement: str, namespace: str | None, host: str | None,
+                    port: int | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
         operation = operation_name(statement)
         text = text_for(statement, system)
         metric: dict[str, Any] = {"db.system.name": system}
@@ -150,7 +166,7 @@ class StatementRecorder:
         name = " ".join(p for p in (operation, namespace) if p) or system
         return name, span, metric
 
-    def run(self, name: str, span_attributes: Mapping[str, Any], metric_attributes: dict[str, Any],
+    def run(self, name: str, span_attributes: Mapping[str, Any], metric_attributes: Mapping[str, Any],
             call: Callable[[], T]) -> T:
         """Run ``call`` as the statement: inside its span, timed, with instrumentation below suppressed."""
         with self.tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=span_attributes,
@@ -161,7 +177,7 @@ class StatementRecorder:
                 return call()
             except Exception as exc:
                 error = type(exc).__qualname__
-                metric_attributes["error.type"] = error
+                metric_attributes = {**metric_attributes, "error.type": error}
                 span.set_attribute("error.type", error)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 raise
