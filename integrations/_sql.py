@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
@@ -165,6 +165,25 @@ class StatementRecorder:
         # "{db.operation.name} {target}", the target being the database when no table is parsed out.
         name = " ".join(p for p in (operation, namespace) if p) or system
         return name, span, metric
+
+    async def run_async(self, name: str, span_attributes: Mapping[str, Any],
+                        metric_attributes: Mapping[str, Any], call: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`run` for a coroutine (asyncpg)."""
+        with self.tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=span_attributes,
+                                               record_exception=True, set_status_on_exception=True) as span:
+            token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+            start = time.perf_counter()
+            try:
+                return await call()
+            except Exception as exc:
+                error = type(exc).__qualname__
+                metric_attributes = {**metric_attributes, "error.type": error}
+                span.set_attribute("error.type", error)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                raise
+            finally:
+                otel_context.detach(token)
+                self.duration.record(time.perf_counter() - start, attributes=metric_attributes)
 
     def run(self, name: str, span_attributes: Mapping[str, Any], metric_attributes: Mapping[str, Any],
             call: Callable[[], T]) -> T:

@@ -305,3 +305,64 @@ def test_sqlalchemy_on_pymysql_is_one_span(maria: None) -> None:
         spans = _db_spans(cap)
     assert [(s.name, _statement(s)) for s in spans] == [("SELECT test", "SELECT ?")]
     assert spans[0].attributes is not None and spans[0].attributes["db.system"] == "mariadb"
+
+
+# --- asyncpg ---------------------------------------------------------------------------------------------
+
+
+def test_asyncpg_connection_and_pool_made_before_init(pg: str) -> None:
+    """asyncpg: a connection opened before init() is traced: one span per call, sanitized, in the caller's
+    trace, a failed query is an error, and each call is one duration observation."""
+    import asyncpg
+
+    import obskit
+
+    async def run(cap: Capture, conn: Any) -> tuple[Any, float, float]:
+        before = _pg_selects(cap)
+        with obskit.span("report"):
+            value = await conn.fetchval(f"SELECT $1::int + 1 WHERE '{SECRET}' <> ''", 41)
+            with pytest.raises(asyncpg.UndefinedTableError):
+                await conn.execute("SELECT * FROM obskit_no_such_table")
+        return value, before, _pg_selects(cap)
+
+    async def main() -> None:
+        conn = await asyncpg.connect(pg)
+        try:
+            with capture(integrations=["asyncpg"]) as cap:
+                value, before, after = await run(cap, conn)
+                parent = cap.span("report")
+                spans = _db_spans(cap)
+        finally:
+            await conn.close()
+        assert value == 42 and after == before + 1
+        assert [_statement(s) for s in spans] == ["SELECT $1::int + ? WHERE ? <> ?",
+                                                  "SELECT * FROM obskit_no_such_table"]
+        ok, failed = spans
+        assert ok.name == "SELECT test" and ok.kind is SpanKind.CLIENT
+        assert ok.parent is not None and ok.parent.span_id == parent.context.span_id
+        assert ok.attributes is not None and ok.attributes["server.port"] == 5432
+        assert failed.status.status_code is StatusCode.ERROR
+
+    asyncio.run(main())
+
+
+def test_sqlalchemy_on_asyncpg_is_one_span(pg: str) -> None:
+    """SQLAlchemy's asyncpg dialect with both integrations on: one span per statement, from SQLAlchemy."""
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def main(cap: Capture) -> None:
+        engine = create_async_engine(pg.replace("postgresql://", "postgresql+asyncpg://"))
+        try:
+            async with engine.connect() as conn:
+                cap.clear()
+                assert (await conn.execute(sa.text("SELECT 'x'"))).scalar() == "x"
+        finally:
+            await engine.dispose()
+
+    with capture(integrations=["sqlalchemy", "asyncpg"]) as cap:
+        asyncio.run(main(cap))
+        # (the pool's ROLLBACK on return is asyncpg's own call, outside any statement: a span of its own)
+        spans = [s for s in _db_spans(cap) if _statement(s).startswith("SELECT")]
+    assert [(s.name, s.instrumentation_scope.name if s.instrumentation_scope else "", _statement(s))
+            for s in spans] == [("SELECT test", "obskit.integrations.sqlalchemy", "SELECT ?")]
