@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 try:
-    import asyncpg
-    import asyncpg.connection
+    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg.connection  # type: ignore[import-untyped]
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"obskit.integrations.asyncpg needs asyncpg ({exc}); install it with: "
                       "pip install 'obskit[asyncpg]'") from exc
