@@ -29,7 +29,8 @@ def lib(stream=None):
 CASES = {
     # name: (script, where "MARK" must appear once: "obskit" = as an obskit line on stdout, "own" = by the
     # library's own handler)
-    "handler-added-before-init": ("lg = lib()\nobskit.init(integrations='none')\nlg.warning('MARK')", "obskit"),
+    "handler-added-before-init": ("lg = lib()\nobskit.init(integrations='none')\nlg.warning('MARK')",
+                                  "obskit"),
     "handler-added-after-init": ("obskit.init(integrations='none')\nlib().warning('MARK')", "obskit"),
     "stdout-handler-on-a-child-logger": (
         "obskit.init(integrations='none')\nlg = logging.getLogger('lib.sub')\n"
