@@ -28,7 +28,7 @@ from obskit.integrations._contract import Patch, ReconfigureHook
 from obskit._logs._stdlib import _PatchOnImport
 from obskit._runtime._safe import capture_internal_exceptions
 
-__all__ = ["install", "uninstall"]
+__all__ = ["flushing_before", "install", "uninstall"]
 
 _lock = threading.Lock()
 _patches: tuple[Patch, ...] = ()
@@ -101,6 +101,17 @@ def _after() -> None:
     if flush is not None:
         with capture_internal_exceptions("flush at server stop"):
             flush()
+
+
+def flushing_before(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A ``wrap`` for ``patches``: flush, then ``original`` (a method that ends the process, as
+    ``os._exit()`` does, and so never returns)."""
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _after()
+        return original(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _flushing_after(original: Callable[..., Any]) -> Callable[..., Any]:

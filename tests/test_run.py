@@ -2,13 +2,16 @@
 (for pre-fork servers) metrics summed over their workers, exported to a loopback OTLP receiver.
 
 Each app below uses only the standard library (and OpenTelemetry's API for a span of its own); the servers
-run with no config file, as ``obskit run -- gunicorn -w 2 app:app`` and ``obskit run -- uvicorn --workers 2``.
+run with no config file, as ``obskit run -- gunicorn -w 2 app:app`` and ``obskit run -- uvicorn --workers 2``;
+a Celery worker takes tasks from the local RabbitMQ.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require
 from otlp_receiver import OTLPReceiver, any_value
 from prometheus_client.parser import text_string_to_metric_families
 from served import Served, free_port
@@ -181,6 +185,81 @@ def test_run_uvicorn_workers(tmp_path: Path) -> None:
     cmd = ["uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", "{port}", "app:app"]
     sent, scraped = serve_and_check(tmp_path, ASGI_APP, cmd)
     assert scraped == sent
+
+
+TASKS = """
+import logging, os, time
+from celery import Celery
+
+app = Celery("tasks", broker="amqp://guest:guest@127.0.0.1:5672//")
+app.conf.task_default_queue = os.environ["TASK_QUEUE"]
+
+
+@app.task
+def add(x, y):
+    logging.getLogger("tasks").warning("adding %s %s in %s", x, y, os.getpid())
+    time.sleep(0.1)  # keeps this child busy, so the other one takes tasks too
+    return x + y
+"""
+
+SEND = """
+from tasks import add
+
+for i in range(int(__import__("sys").argv[1])):
+    add.delay(i, i)
+"""
+
+
+def test_run_celery_worker(tmp_path: Path) -> None:
+    """obskit run -- celery -A tasks worker: a span per task, its lines in it, a scrape summing children."""
+    pytest.importorskip("celery")
+    require(reachable(5672), "RabbitMQ is not reachable on 127.0.0.1:5672")
+    (tmp_path / "tasks.py").write_text(textwrap.dedent(TASKS))
+    mport = free_port()
+    with OTLPReceiver("http") as rx:
+        queue = f"obskit-{secrets.token_hex(6)}"
+        env = run_env(rx, tmp_path, OBSKIT_METRICS_PORT=str(mport), TASK_QUEUE=queue,
+                      OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BLRP_SCHEDULE_DELAY="600000")  # only exits flush
+        log = tmp_path / "worker.log"
+        with open(log, "wb") as out:
+            worker = subprocess.Popen([OBSKIT, "run", "--", "celery", "-A", "tasks", "worker", "-c", "2",
+                                       "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                                      cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            subprocess.run([sys.executable, "-c", SEND, str(N)], cwd=tmp_path, env={**env, "OBSKIT_RUN": ""},
+                           check=True, timeout=60)
+            deadline = time.monotonic() + 60
+            while log.read_text().count('"adding ') < N and time.monotonic() < deadline:
+                time.sleep(0.1)
+            lines = [line for line in log.read_text().splitlines() if '"adding ' in line]
+            assert len(lines) == N, log.read_text()[-3000:]
+            children = {line.rsplit(" in ", 1)[1].split('"')[0] for line in lines}
+            assert len(children) == 2, lines
+            # A task's run time is recorded just after it returns: wait for the last ones.
+            while scrape_sum(mport, "flower_task_runtime_seconds_count") < N and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert scrape_sum(mport, "flower_task_runtime_seconds_count") == N
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: children finish, flush and exit
+            assert worker.wait(60) == 0, log.read_text()[-3000:]
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
+        spans = {s.span_id.hex(): s for s in rx.spans() if s.name == "run/tasks.add"}
+        records = [r for r in rx.log_records() if str(any_value(r.body)).startswith("adding ")]
+    assert len(spans) == N, [s.name for s in rx.spans()]
+    assert len(records) == N
+    for record in records:
+        span = spans[record.span_id.hex()]
+        assert record.trace_id == span.trace_id
+
+
+def reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def run_script(tmp: Path, rx: OTLPReceiver, source: str) -> subprocess.CompletedProcess[str]:

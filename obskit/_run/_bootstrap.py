@@ -11,6 +11,7 @@ environment, plus what a server would otherwise need a config file or a code cha
   worker), and gets the hooks of :mod:`obskit.integrations.gunicorn` (``child_exit``, ``when_ready``,
   ``on_exit``) beside any from the user's own config. ``init()`` ran before the fork: each worker rebuilds
   its exporters, threads and ``service.instance.id`` after it, as with ``--preload``.
+- **celery**: the main process prepares the directory its prefork children write (``celery`` integration).
 - **uvicorn with several workers** (``--workers N``, ``WEB_CONCURRENCY``): the supervisor prepares the
   directory, which the workers (fresh interpreters, also started through obskit's ``sitecustomize``) join.
   A worker calls ``init()`` when it loads the app, not at start-up: its supervisor kills a worker that
@@ -67,8 +68,9 @@ def start() -> None:
     """Set obskit up for the program about to run; never raises (the program must start regardless)."""
     try:
         name = program(sys.argv, getattr(sys, "orig_argv", sys.argv))
-        if name == "gunicorn" or (name == "uvicorn" and uvicorn_workers(sys.argv, os.environ) > 1):
-            _prepare_shared_metrics(remove_at_exit=name == "uvicorn")
+        workers = uvicorn_workers(sys.argv, os.environ) if name == "uvicorn" else 1
+        if name in ("gunicorn", "celery") or workers > 1:
+            _prepare_shared_metrics(remove_at_exit=name != "gunicorn")  # gunicorn's on_exit hook removes it
         if name == "uvicorn":
             os.environ[WORKERS_OF_ENV] = str(os.getpid())
         elif os.environ.get(WORKERS_OF_ENV) == str(os.getppid()):
