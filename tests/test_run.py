@@ -290,7 +290,8 @@ def test_program_calling_init_itself_is_set_up_once(tmp_path: Path) -> None:
 
 
 def test_run_exit_status_and_missing_command(tmp_path: Path) -> None:
-    """The command's exit status comes back unchanged; an unknown command is reported, status 127."""
+    """The command's exit status comes back unchanged; an unknown command is reported (127), none is a
+    usage error (2)."""
     (tmp_path / "script.py").write_text("raise SystemExit(7)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_"))}
     env["OTEL_SDK_DISABLED"] = "true"
@@ -299,3 +300,5 @@ def test_run_exit_status_and_missing_command(tmp_path: Path) -> None:
     missing = subprocess.run([OBSKIT, "run", "--", "no-such-command-here"], env=env, capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 127 and "no-such-command-here" in missing.stderr
+    bare = subprocess.run([OBSKIT, "run"], env=env, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2 and "usage: obskit run" in bare.stderr
