@@ -63,9 +63,9 @@ class ServerProcess:
             pytest.fail(f"server did not start; stdout={self.stdout!r} stderr={self.stderr!r}")
         return self.port
 
-    def stop(self) -> None:
-        """SIGINT, as Ctrl+C would; both pipes are read to their end."""
-        self.proc.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        """SIGINT by default, as Ctrl+C would; both pipes are read to their end."""
+        self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
