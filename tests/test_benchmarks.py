@@ -22,8 +22,11 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
         "emit_s", "shutdown_s", "first_export_s", "delivered", "delivered_fraction")}
         | {"emitted", "ratio", "obskit_accounted_fraction"}),
     "bench_tracing": ({"n": 50, "rounds": 1}, {"raw", "obskit", "raw_attrs", "obskit_attrs", "ratio",
-                                               "ratio_attrs"}),
-    "bench_logging": ({"n": 200, "rounds": 1}, {"obskit_ns", "structlog_ns", "ratio"}),
+                                               "ratio_attrs", "raw_delivered", "obskit_delivered",
+                                               "raw_attrs_delivered", "obskit_attrs_delivered"}),
+    "bench_logging": ({"n": 200, "rounds": 1}, {f"{side}_{key}" for key in ("ns", "delivered") for side in (
+        "obskit", "structlog", "stdlib", "requests", "otlp_requests", "otlp_sustained")}
+        | {"ratio", "otlp_ratio", "otlp_sustained_ratio"}),
     "bench_metrics": ({"n": 50, "rounds": 1}, {"counter_obskit", "counter_prometheus", "counter_otel_sdk",
                                                "histogram_obskit_exemplar", "counter_vs_prometheus",
                                                "exemplar_over_plain"}),
