@@ -8,7 +8,8 @@ guarantee hold there:
   SIGTERM again: the process dies of it and ``atexit``, where obskit shuts down, never runs. Each declared
   ``(module, class, method)`` calls ``flush`` when it returns (connections are closed by then).
 - **patches** replace a method by ``wrap(method)``: gunicorn's access line, written after the request's
-  span ended, is logged under that span again.
+  span ended, is logged under that span again; a Celery prefork child flushes before billiard ends it with
+  ``os._exit()`` (:func:`flushing_before`).
 
 A server imported only after ``init()`` is hooked when its module is imported. ``reset()`` puts every method
 back. ``flush`` must be safe when obskit is not running (it is then a no-op).
