@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         if args.serve:
-            from ._demo_serve import serve
+            from ._demo._serve import serve
 
             return serve(host=args.host, port=args.port, metrics_port=args.metrics_port,
                          duration=args.duration, outage_every=args.outage_every, log_format=args.format)

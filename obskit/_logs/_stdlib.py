@@ -266,9 +266,9 @@ class RoutingState:
     def _patch_imported(self) -> None:
         for module_name, cls_name, meth_name in self.targets:
             module = sys.modules.get(module_name)
-            # An empty class name: a module-level function (``django.utils.log.configure_logging``).
-            owner = module if not cls_name else getattr(module, cls_name, None)
-            cls = owner if module is not None else None
+            cls: Any = None
+            if module is not None:  # an empty class name: a module-level function (django configure_logging)
+                cls = module if not cls_name else getattr(module, cls_name, None)
             original = cls.__dict__.get(meth_name) if cls is not None else None
             if cls is None or original is None or getattr(original, "__obskit_wrapped__", False):
                 continue

@@ -1,6 +1,6 @@
 """``obskit demo --serve``: the payment scenario as a long-running service that fills every dashboard.
 
-The checkout service (``_demo_shop``) answers HTTP on ``--port``; customers (``_demo_world``) order at a
+The checkout service (``_shop``) answers HTTP on ``--port``; customers (``_world``) order at a
 steady rate; the payment provider has an outage every ``--outage-every`` seconds, so the breaker opens,
 probes and closes again while you watch. ``/metrics`` is served on ``--metrics-port`` (default
 ``OBSKIT_METRICS_PORT``, else 9464). It runs until Ctrl-C (or SIGTERM) or ``--duration`` seconds, then prints
@@ -18,7 +18,7 @@ from typing import IO, Any, cast
 
 import obskit
 from obskit._config import OPTIONS
-from obskit._demo_tally import Tally, metric_series, where_to_look
+from obskit._demo._tally import Tally, metric_series, where_to_look
 
 __all__ = ["serve"]
 
@@ -52,8 +52,8 @@ def _wait(stop: threading.Event, duration: float | None) -> None:
 def serve(*, host: str = "127.0.0.1", port: int = 8000, metrics_port: int | None = None,
           duration: float | None = None, outage_every: float = 60.0, log_format: str | None = None) -> int:
     """Run the service until stopped; returns a process exit code."""
-    from ._demo_shop import CheckoutService
-    from ._demo_world import Customers, PaymentProvider
+    from ._shop import CheckoutService
+    from ._world import Customers, PaymentProvider
 
     if metrics_port is None and not _named("metrics_port"):
         metrics_port = DEFAULT_METRICS_PORT

@@ -16,7 +16,7 @@ from typing import IO, Any, cast
 
 import obskit
 from obskit._config import OPTIONS
-from obskit._demo_tally import Tally, metric_series, where_to_look
+from obskit._demo._tally import Tally, metric_series, where_to_look
 
 
 class PaymentProvider:

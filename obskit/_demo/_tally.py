@@ -14,9 +14,9 @@ from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from ._config import Config
-from ._resilience import add_sink, remove_sink
-from ._resilience._events import CallRejected, FallbackInvoked, StateChanged
+from .._config import Config
+from .._resilience import add_sink, remove_sink
+from .._resilience._events import CallRejected, FallbackInvoked, StateChanged
 
 __all__ = ["LineCounter", "SpanCounter", "Tally", "where_to_look"]
 
@@ -106,7 +106,7 @@ class Tally:
 
 def metric_series() -> int:
     """How many series ``/metrics`` serves right now (every sample line of the text format)."""
-    from ._metrics._exposition import render
+    from .._metrics._exposition import render
 
     body = render("text/plain")[0].decode("utf-8", "replace")
     return sum(1 for line in body.splitlines() if line and not line.startswith("#"))
