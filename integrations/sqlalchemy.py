@@ -10,48 +10,20 @@ importing this module needs neither SQLAlchemy nor the hook.
 
 from __future__ import annotations
 
-import sys
-
-from obskit.integrations._contract import Integration, Teardown, load
-from obskit.integrations._sql import set_keep_literals
-
-from obskit._config import Config
+from obskit.integrations._contract import Integration
+from obskit.integrations._sql_switch import SqlSwitch
 
 __all__ = ["INTEGRATION", "instrument", "is_instrumented", "uninstrument"]
 
-_HOOK = "obskit.integrations._sqlalchemy_hook"
-
-
-def instrument() -> bool:
-    """Trace every engine from now on; False (and nothing done) if already instrumented."""
-    from obskit.integrations import _sqlalchemy_hook
-
-    return _sqlalchemy_hook.instrument()
-
-
-def uninstrument() -> None:
-    """Stop tracing (engines keep working)."""
-    hook = sys.modules.get(_HOOK)
-    if hook is not None:
-        hook.uninstrument()
-
-
-def is_instrumented() -> bool:
-    """Whether :func:`instrument` is in effect."""
-    hook = sys.modules.get(_HOOK)
-    return hook is not None and bool(hook.is_instrumented())
-
-
-def _setup(config: Config) -> Teardown | None:
-    load("sqlalchemy")
-    load(_HOOK)
-    set_keep_literals(config.db_query_literals)
-    return uninstrument if instrument() else None
+_SWITCH = SqlSwitch("sqlalchemy", "obskit.integrations._sqlalchemy_hook")
+instrument = _SWITCH.instrument
+uninstrument = _SWITCH.uninstrument
+is_instrumented = _SWITCH.is_instrumented
 
 
 INTEGRATION = Integration(
     name="sqlalchemy",
     extra="sqlalchemy",
     requires={"sqlalchemy": "2.0"},
-    setup=_setup,
+    setup=_SWITCH.setup,
 )
