@@ -68,8 +68,8 @@ def instrument() -> bool:
         _patch(asgi_module.ASGIHandler, "__call__", asgi)
         patched = True
     if patched and not _signal:
-        from django.core.handlers.base import BaseHandler
-        from django.core.signals import got_request_exception
+        from django.core.handlers.base import BaseHandler  # type: ignore[import-untyped,unused-ignore]
+        from django.core.signals import got_request_exception  # type: ignore[import-untyped,unused-ignore]
 
         resolve = BaseHandler.resolve_request
 
@@ -88,7 +88,7 @@ def uninstrument() -> None:
     """Put the handlers back and disconnect; handlers that served a request keep their middleware."""
     if not _originals:
         return
-    from django.core.signals import got_request_exception
+    from django.core.signals import got_request_exception  # type: ignore[import-untyped,unused-ignore]
 
     for (cls, name), original in _originals.items():
         setattr(cls, name, original)
