@@ -145,7 +145,12 @@ def serve_and_check(tmp: Path, source: str, cmd: list[str], kill_a_worker: bool 
             if kill_a_worker:  # a killed worker keeps only what it exported: wait for all of it first
                 assert rx.wait_for(lambda r: len(handling_records(r)) == sent == len(r.spans()), 20)
                 kill_one_worker(int(min(pids)), mp)
+            # A request is counted when it ends, just after its client has the response: poll briefly.
+            deadline = time.monotonic() + 10
             scraped = scrape_sum(mport, "http_server_request_duration_seconds_count")
+            while scraped != sent and time.monotonic() < deadline:
+                time.sleep(0.1)
+                scraped = scrape_sum(mport, "http_server_request_duration_seconds_count")
             served.terminate()
         finally:
             served.kill()
