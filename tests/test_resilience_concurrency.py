@@ -208,6 +208,14 @@ def test_a_probe_ending_restarts_the_hang_clock() -> None:
     assert b.state is CircuitState.OPEN
 
 
+def test_a_quiet_half_open_breaker_waits_for_its_probes() -> None:
+    """With no probe out, half-open waits for calls however long it takes, instead of reopening."""
+    clock = Clock()
+    b = half_open(clock, probes=2)  # half_open_max_duration is 1000 s there
+    clock.now += 10 * 1000.0
+    assert b.state is CircuitState.HALF_OPEN
+
+
 def test_lock_never_wraps_the_call() -> None:
     """50 threads sleeping 0.2 s each through one breaker take about as long as one call, not 50."""
     b = CircuitBreaker(f"c-{uuid.uuid4().hex[:10]}")
