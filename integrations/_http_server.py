@@ -53,7 +53,8 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0
 _KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
                             "QUERY"})
 # Loggers servers write their access lines to; each is given the filter that quiets excluded paths.
-ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access", "hypercorn.access", "django.server", "werkzeug")
+ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access", "hypercorn.access", "django.server", "werkzeug",
+                  "aiohttp.access")
 
 
 class ExcludedPaths:
