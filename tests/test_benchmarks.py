@@ -38,6 +38,9 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
                                                       for key in (
         "bare_rps", "obskit_rps", "contrib_rps", "obskit_ratio", "contrib_ratio", "obskit_served",
         "obskit_delivered", "obskit_delivered_fraction", "contrib_served")}),  # contrib may deliver 0
+    "bench_aiohttp": ({"n": 20, "rounds": 1}, {"bare_us", "obskit_us", "ratio", "overhead_us",
+                                               "server_only_us", "server_only_ratio", "served", "delivered",
+                                               "delivered_fraction"}),
 }
 # Benchmarks that drive a real server with a load generator from Debian (.ci/run installs it).
 NEEDS = {"bench_http": "wrk"}
