@@ -35,6 +35,8 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from obskit._logs import _pipeline
+
 __all__ = [
     "DEFAULT_EXCLUDED_PATHS",
     "ExcludedPaths",
@@ -53,8 +55,7 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0
 _KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
                             "QUERY"})
 # Loggers servers write their access lines to; each is given the filter that quiets excluded paths.
-ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access", "hypercorn.access", "django.server", "werkzeug",
-                  "aiohttp.access")
+ACCESS_LOGGERS = _pipeline.ACCESS_LOGGERS
 
 
 class ExcludedPaths:

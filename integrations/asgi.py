@@ -276,13 +276,15 @@ def _app_classes() -> list[type]:
     return classes
 
 
-def instrument_starlette() -> bool:
+def instrument_starlette(operation_spans: bool = False) -> bool:
     """Put :class:`ObskitASGIMiddleware` outermost in every Starlette and FastAPI app.
 
     Patches ``build_middleware_stack``, which runs on an app's first request, so apps created before this
     call are covered too (a replaced app class would miss ``from fastapi import FastAPI`` done first).
     Outermost means the span also covers Starlette's error middleware. FastAPI's native telemetry, when
-    active, keeps making the span. Returns False when already in place.
+    active, keeps making the span; its operation spans (dependency resolution, endpoint, serialization)
+    are turned off unless ``operation_spans``, so that a request is one span. Returns False when already
+    in place.
     """
     if _originals:
         return False
@@ -290,7 +292,7 @@ def instrument_starlette() -> bool:
         original = cls.__dict__["build_middleware_stack"]
 
         def build_middleware_stack(self: Any, _original: Callable[..., Any] = original) -> ASGIApp:
-            _exclude_from_native_telemetry(self)
+            _configure_native_telemetry(self, operation_spans)
             return ObskitASGIMiddleware(_original(self))
 
         _originals[cls] = original
@@ -302,12 +304,16 @@ def _excluded_path(scope: Scope) -> bool:
     return scope.get("path") in _http_server.excluded_paths()
 
 
-def _exclude_from_native_telemetry(app: Any) -> None:
+def _configure_native_telemetry(app: Any, operation_spans: bool) -> None:
     """FastAPI's own telemetry runs before any middleware: give it obskit's excluded paths, unless the app
-    chose its own ``telemetry={"exclude": ...}``."""
+    chose its own ``telemetry={"exclude": ...}``, and one span per request unless ``operation_spans``
+    (three more spans per request, each exported, cost more than the rest of the request's telemetry)."""
     config = getattr(app, "_telemetry", None)  # FastAPI's; private, hence the caution
-    if isinstance(config, dict) and config.get("exclude") is None:
-        config["exclude"] = _excluded_path
+    if isinstance(config, dict):
+        if config.get("exclude") is None:
+            config["exclude"] = _excluded_path
+        if not operation_spans and "operation_spans" in config:
+            config["operation_spans"] = False
 
 
 def uninstrument_starlette() -> None:

@@ -18,7 +18,7 @@ def starlette_setup(library: str, config: Config) -> Teardown | None:
     from obskit.integrations import _http_server, asgi
 
     _http_server.configure(config.excluded_paths)
-    return asgi.uninstrument_starlette if asgi.instrument_starlette() else None
+    return asgi.uninstrument_starlette if asgi.instrument_starlette(config.operation_spans) else None
 
 
 def _setup(config: Config) -> Teardown | None:

@@ -393,6 +393,15 @@ OPTIONS: tuple[Option, ...] = (
        "paths, a trailing `*` matches a prefix.",
        obskit_env="OBSKIT_EXCLUDED_PATHS", arg=False,
        accepted="comma-separated paths starting with /, or none"),
+    _o("access_log_export", _p_bool, False, "Also export servers' access lines (uvicorn, gunicorn, "
+       "hypercorn, aiohttp, Django's runserver, werkzeug) as OTLP log records. Off: they are printed, "
+       "correlated, but not exported, as each repeats its request's server span (method, route, status, "
+       "duration) and exporting it would double the telemetry cost of a request.",
+       obskit_env="OBSKIT_ACCESS_LOG_EXPORT", accepted="bool"),
+    _o("operation_spans", _p_bool, False, "Keep frameworks' spans inside a request (FastAPI's native "
+       "telemetry: dependency resolution, endpoint, serialization). Off: one span per request, FastAPI's "
+       "own setting is overridden.",
+       obskit_env="OBSKIT_OPERATION_SPANS", accepted="bool"),
     _o("db_query_literals", _p_bool, False, "Keep literal values in the SQL text database spans record "
        "(`db.query.text`); off: every literal becomes `?`, as values in SQL are often personal data.",
        obskit_env="OBSKIT_DB_QUERY_LITERALS", arg=False, accepted="bool"),
@@ -448,6 +457,8 @@ class Config:
     multiproc_dir: str | None
     integrations: tuple[str, ...] | str
     excluded_paths: tuple[str, ...]
+    access_log_export: bool
+    operation_spans: bool
     db_query_literals: bool
     redact: tuple[str, ...]
     redact_exceptions: bool

@@ -146,6 +146,8 @@ def init(
     integrations: str | list[str] | tuple[str, ...] | None = "auto",
     redact: str | list[str] | tuple[str, ...] = (),
     redact_exceptions: bool | None = None,
+    access_log_export: bool | None = None,
+    operation_spans: bool | None = None,
     strict: bool | None = None,
     env: Mapping[str, str] | None = None,
     span_processors: Sequence[SpanProcessor] = (),
@@ -171,7 +173,8 @@ def init(
         # "auto" is the signature's default: let OBSKIT_INTEGRATIONS decide unless the caller chose.
         "integrations": None if integrations == "auto" else integrations,
         # A string is one comma-separated list (redact="ssn" is the key ssn, not the keys s and n).
-        "redact": redact or None, "redact_exceptions": redact_exceptions, "strict": strict,
+        "redact": redact or None, "redact_exceptions": redact_exceptions,
+        "access_log_export": access_log_export, "operation_spans": operation_spans, "strict": strict,
     }
     with _init_lock:
         if _current is not None:

@@ -371,6 +371,19 @@ def test_fastapi_integration_makes_one_route_named_span(native_tracing: bool) ->
         assert _server_spans(cap) == ["GET /items/{item_id}"]
 
 
+def test_fastapi_request_is_one_span_unless_operation_spans() -> None:
+    """FastAPI's native operation spans (dependencies, endpoint, serialization) are off by default: a request
+    is one span; ``operation_spans=True`` keeps them, under the one server span."""
+    with capture(integrations=["fastapi"]) as cap:
+        assert _asgi_get(_fastapi_app(), "/items/3") == 200
+        assert [s.name for s in cap.spans] == ["GET /items/{item_id}"]
+    with capture(integrations=["fastapi"], operation_spans=True) as cap:
+        assert _asgi_get(_fastapi_app(), "/items/3") == 200
+        (server,) = [s for s in cap.spans if s.kind is SpanKind.SERVER]
+        inner = [s for s in cap.spans if s is not server]
+        assert inner and all(s.context.trace_id == server.context.trace_id for s in inner)
+
+
 @pytest.mark.parametrize("wiring", ["add_middleware", "wrap"])
 @pytest.mark.parametrize("native_tracing", [True, False], ids=["native-tracing", "no-native-tracing"])
 def test_fastapi_integration_plus_manual_middleware_makes_one_span(wiring: str, native_tracing: bool) -> None:

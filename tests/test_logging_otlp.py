@@ -378,3 +378,22 @@ def test_a_forked_child_has_its_own_worker_and_not_the_parents_queue() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert provider.force_flush(30_000)
     assert [body for body, p, _ in recording.seen if p == os.getpid()] == ["parent"] * 200
+
+
+@pytest.mark.parametrize("server_logger", ["uvicorn.access", "gunicorn.access", "aiohttp.access"])
+def test_access_lines_are_printed_but_not_exported_by_default(server_logger: str) -> None:
+    """A server's access line repeats its request's span: printed (correlated) but not an OTLP record,
+    while any other line still is."""
+    s = Setup()
+    logging.getLogger(server_logger).info('127.0.0.1 - "GET /items/1 HTTP/1.1" 200')
+    logging.getLogger("app").info("paid")
+    assert [r.body for r in s.records] == ["paid"]
+    assert [line["logger"] for line in s.lines] == [server_logger, "app"]
+
+
+def test_access_log_export_exports_access_lines_too() -> None:
+    """``access_log_export=True`` turns the OTLP record of each access line back on."""
+    s = Setup(access_log_export=True)
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /items/1 HTTP/1.1" 200')
+    logging.getLogger("app").info("paid")
+    assert [r.body for r in s.records] == ['127.0.0.1 - "GET /items/1 HTTP/1.1" 200', "paid"]

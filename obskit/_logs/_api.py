@@ -296,6 +296,7 @@ def _build_state(config: Config, logger_provider: LoggerProvider | None) -> Stat
         stream=stream,
         redactor=redactor,
         exporter=exporter,
+        unexported=frozenset() if config.access_log_export else frozenset(_pl.ACCESS_LOGGERS),
     )
 
 

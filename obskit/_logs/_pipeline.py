@@ -33,7 +33,8 @@ from .._runtime._safe import in_telemetry, report_internal_error, utf8_safe
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
 
-__all__ = ["ExcInfo", "State", "context_fields", "default_state", "normalize_exc_info", "process"]
+__all__ = ["ACCESS_LOGGERS", "ExcInfo", "State", "context_fields", "default_state", "normalize_exc_info",
+           "process"]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -45,6 +46,10 @@ _TO_DICT = ExceptionDictTransformer(show_locals=False)
 # Loggers whose exceptions are telemetry's own (an exporter's connection error quoting its URL): their text
 # is always scrubbed, whereas the application's exceptions are only with ``redact_exceptions``.
 _INTERNAL = ("obskit.", "opentelemetry", "grpc")
+# Loggers servers write their access lines to. Each line repeats its request's server span (method, route,
+# status, duration), so it is exported over OTLP only with ``access_log_export``.
+ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access", "hypercorn.access", "django.server", "werkzeug",
+                  "aiohttp.access")
 
 
 class Exporter(Protocol):
@@ -68,7 +73,7 @@ Renderer = Callable[[str, str, str, Any, "dict[str, Any]", "tuple[str, str] | No
 class State:
     """Everything a log call reads; replaced as a whole, never mutated."""
 
-    __slots__ = ("exporter", "level", "redactor", "render", "stream")
+    __slots__ = ("exporter", "level", "redactor", "render", "stream", "unexported")
 
     def __init__(
         self,
@@ -78,12 +83,14 @@ class State:
         stream: IO[str] | None,
         redactor: Redactor,
         exporter: Exporter | None,
+        unexported: frozenset[str] = frozenset(),
     ) -> None:
         self.level = level
         self.render = render
         self.stream = stream  # None: sys.stdout looked up at write time (pytest's capsys swaps it)
         self.redactor = redactor
         self.exporter = exporter
+        self.unexported = unexported  # loggers whose lines are printed but not exported
 
     def without_exporter(self) -> State:
         return State(
@@ -373,7 +380,7 @@ def process(
                                      or logger_name.startswith(_INTERNAL) or logger_name == "obskit"):
             line = redactor.scrub_text(line)
         _write(st.stream, utf8_safe(line))
-        if st.exporter is not None:
+        if st.exporter is not None and logger_name not in st.unexported:
             try:
                 st.exporter.emit(level, logger_name, event, fields, exc_info, created, record)
             except Exception as exc:
