@@ -1,0 +1,30 @@
+"""``urllib``: every request ``urllib.request`` sends (``urlopen()``, any opener), before or after
+``init()``, is a CLIENT span named by its method, sends ``traceparent``, and is timed by
+``http_client_request_duration_seconds`` (method, status and server; never the path). A redirect followed is
+two requests, so two spans; a status >= 400 is on its span before urllib raises ``HTTPError``.
+
+The standard library: nothing to install. ``urllib.request`` is not imported by ``init()``: the hook
+(``integrations/_urllib_hook.py``) is switched on when the application imports it, or at once if it
+already has. :func:`instrument`, :func:`uninstrument` and :func:`is_instrumented` are for code that
+manages the instrumentation itself.
+"""
+
+from __future__ import annotations
+
+from obskit.integrations._contract import Integration
+from obskit.integrations._import_switch import SwitchOnImport
+
+__all__ = ["INTEGRATION", "instrument", "is_instrumented", "uninstrument"]
+
+_SWITCH = SwitchOnImport("urllib.request", "obskit.integrations._urllib_hook")
+instrument = _SWITCH.instrument
+uninstrument = _SWITCH.uninstrument
+is_instrumented = _SWITCH.is_instrumented
+
+# The standard library: no distribution to require, and the extra installs nothing.
+INTEGRATION = Integration(
+    name="urllib",
+    extra="urllib",
+    requires={},
+    setup=_SWITCH.setup,
+)
