@@ -8,6 +8,10 @@ A module ``integrations/<name>.py`` ends with ``INTEGRATION = Integration(...)``
 - ``setup``: how ``init()`` switches it on. It returns how to switch it off again, or None when it was on
   already and is not obskit's to undo; called again it must change nothing. None: ``init()`` has nothing
   to switch on (a server whose loggers obskit routes, a middleware the application wraps itself);
+- ``module``: the module whose import means the application uses the library (``redis``). ``init()`` never
+  imports it: ``setup`` runs at once if the application has imported it already, else right after it
+  does (a post-import hook), so an installed library the application does not use costs nothing.
+  None: ``setup`` runs in ``init()`` (it hooks imports itself, or needs no library);
 - ``loggers``: loggers the library or server configures for itself; obskit's log router adopts them;
 - ``reconfigure_hooks``: ``(module, class, method)`` the server calls to re-apply its own logging config,
   after which the router adopts ``loggers`` again;
@@ -69,6 +73,7 @@ class Integration:
     extra: str
     requires: Mapping[str, str]
     setup: Setup | None = None
+    module: str | None = None
     loggers: tuple[str, ...] = ()
     reconfigure_hooks: tuple[ReconfigureHook, ...] = ()
     after_fork: Callable[[], None] | None = None

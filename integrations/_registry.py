@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import sys
 import threading
 from collections.abc import Iterable
 
@@ -33,6 +34,7 @@ from obskit.integrations._contract import (
     check_requires,
 )
 from obskit.integrations._contract import discovering as _discovering
+from obskit.integrations._import_hook import HookWhenImported
 from opentelemetry import trace
 
 from obskit._config import Config
@@ -191,18 +193,56 @@ def _switch_on(integration: Integration, config: Config, explicit: bool) -> bool
             # Nothing to switch on: obskit routes its loggers whenever it routes logging.
             _log.debug("obskit: integration %r has nothing to switch on", name)
             return False
+        module = integration.module
+        if module is not None and module not in sys.modules:
+            _enabled[name] = _when_imported(integration, module, config, explicit)
+            return True
         _enabled[name] = integration.setup(config)
     except DidNotEnable as exc:
-        if explicit:
-            _log.warning("obskit: integration %r is not available (%s); install it with "
-                         "pip install 'obskit[%s]'", name, exc, integration.extra)
-        else:
-            _log.debug("obskit: integration %r skipped: %s", name, exc)
+        _unavailable(integration, exc, explicit)
         return False
     except Exception as exc:
         _log.warning("obskit: integration %r failed to enable: %s: %s", name, type(exc).__name__, exc)
         return False
     return True
+
+
+def _unavailable(integration: Integration, exc: DidNotEnable, explicit: bool) -> None:
+    if explicit:
+        _log.warning("obskit: integration %r is not available (%s); install it with "
+                     "pip install 'obskit[%s]'", integration.name, exc, integration.extra)
+    else:
+        _log.debug("obskit: integration %r skipped: %s", integration.name, exc)
+
+
+def _when_imported(integration: Integration, module: str, config: Config, explicit: bool) -> Teardown:
+    """Run ``setup`` right after the application imports ``module``; the teardown undoes either step.
+
+    ``init()`` must not import a library the application does not use: importing every installed one made
+    start-up slow (FastAPI alone took 0.3 s) and pulled in code the service never runs.
+    """
+    undo: list[Teardown] = []
+
+    def instrument() -> bool:
+        try:
+            teardown = integration.setup(config) if integration.setup is not None else None
+        except DidNotEnable as exc:
+            _unavailable(integration, exc, explicit)
+            return False
+        except Exception as exc:
+            _log.warning("obskit: integration %r failed to enable: %s: %s", integration.name,
+                         type(exc).__name__, exc)
+            return False
+        if teardown is not None:
+            undo.append(teardown)
+        return teardown is not None
+
+    def uninstrument() -> None:
+        while undo:
+            undo.pop()()
+
+    teardown = HookWhenImported((module,), instrument, uninstrument).setup()
+    return teardown if teardown is not None else uninstrument
 
 
 def enabled() -> list[str]:

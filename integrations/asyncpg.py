@@ -24,6 +24,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="asyncpg",
+    module="asyncpg",
     extra="asyncpg",
     requires={"asyncpg": "0.29"},
     setup=_SWITCH.setup,

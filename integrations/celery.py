@@ -43,6 +43,7 @@ def setup(config: Config) -> Teardown | None:
 
 INTEGRATION = Integration(
     name="celery",
+    module="celery",
     extra="celery",
     requires={"celery": "5.3", "opentelemetry-instrumentation-celery": "0.66b0"},
     setup=setup,

@@ -18,6 +18,7 @@ def _setup(config: Config) -> Teardown | None:
 
 INTEGRATION = Integration(
     name="fastapi",
+    module="fastapi",
     extra="fastapi",
     requires={"fastapi": "0.110", "opentelemetry-instrumentation-asgi": "0.66b0"},
     setup=_setup,

@@ -6,6 +6,7 @@ from obskit.integrations._contract import Integration, otel_instrumentor
 
 INTEGRATION = Integration(
     name="httpx",
+    module="httpx",
     extra="httpx",
     requires={"httpx": "0.27", "opentelemetry-instrumentation-httpx": "0.66b0"},
     setup=otel_instrumentor("httpx", "opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),

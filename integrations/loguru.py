@@ -92,6 +92,7 @@ def _setup(config: Config) -> Teardown | None:
 
 INTEGRATION = Integration(
     name="loguru",
+    module="loguru",
     extra="loguru",
     requires={"loguru": "0.7"},
     setup=_setup,

@@ -20,6 +20,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="psycopg",
+    module="psycopg",
     extra="psycopg",
     requires={"psycopg": "3.1", "opentelemetry-instrumentation-dbapi": "0.66b0"},
     setup=_SWITCH.setup,

@@ -24,6 +24,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="psycopg2",
+    module="psycopg2",
     extra="psycopg2",
     requires={"opentelemetry-instrumentation-dbapi": "0.66b0"},
     setup=_SWITCH.setup,

@@ -22,6 +22,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="pymysql",
+    module="pymysql",
     extra="pymysql",
     requires={"pymysql": "1.1", "opentelemetry-instrumentation-dbapi": "0.66b0"},
     setup=_SWITCH.setup,

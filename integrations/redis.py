@@ -6,6 +6,7 @@ from obskit.integrations._contract import Integration, otel_instrumentor
 
 INTEGRATION = Integration(
     name="redis",
+    module="redis",
     extra="redis",
     requires={"redis": "5", "opentelemetry-instrumentation-redis": "0.66b0"},
     setup=otel_instrumentor("redis", "opentelemetry.instrumentation.redis", "RedisInstrumentor"),

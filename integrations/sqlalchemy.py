@@ -23,6 +23,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="sqlalchemy",
+    module="sqlalchemy",
     extra="sqlalchemy",
     requires={"sqlalchemy": "2.0"},
     setup=_SWITCH.setup,

@@ -27,6 +27,7 @@ def _setup(config: Config) -> Teardown | None:
 
 INTEGRATION = Integration(
     name="starlette",
+    module="starlette",
     extra="starlette",
     requires={"starlette": "0.37", "opentelemetry-instrumentation-asgi": "0.66b0"},
     setup=_setup,
