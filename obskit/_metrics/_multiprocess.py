@@ -219,6 +219,12 @@ def activate(path: str) -> None:
     zero = getattr(sys.modules.get("obskit._metrics._instruments"), "_zero_all", None)
     if zero is not None:  # instruments made before the switch get values in the shared files too
         zero()
+    # The OpenTelemetry API's too: a series recorded before the switch (init() in a Celery tasks module,
+    # ahead of the worker's fork) would otherwise keep writing, in every forked child, to memory no
+    # scrape reads.
+    api_zero = getattr(sys.modules.get("obskit._metrics._otel_api"), "reset", None)
+    if api_zero is not None:
+        api_zero()
 
 
 def explain_once() -> None:
