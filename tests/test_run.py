@@ -241,15 +241,12 @@ def test_run_celery_worker(tmp_path: Path) -> None:
             children = {line.rsplit(" in ", 1)[1].split('"')[0] for line in lines}
             assert len(children) == 2, lines
             # A task's run time is recorded just after it returns: wait for the last ones.
-            while scrape_sum(mport, "flower_task_runtime_seconds_count") < N and time.monotonic() < deadline:
+            while scrape_sum(mport, "celery_task_duration_seconds_count") < N and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert scrape_sum(mport, "flower_task_runtime_seconds_count") == N
-            worker.send_signal(signal.SIGTERM)  # warm shutdown: children finish, flush and exit
-            assert worker.wait(60) == 0, log.read_text()[-3000:]
+            assert scrape_sum(mport, "celery_task_duration_seconds_count") == N
+            stop_worker(worker, log)
         finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(10)
+            kill_worker(worker)
         spans = {s.span_id.hex(): s for s in rx.spans() if s.name == "run/tasks.add"}
         records = [r for r in rx.log_records() if str(any_value(r.body)).startswith("adding ")]
     assert len(spans) == N, [s.name for s in rx.spans()]
@@ -257,6 +254,19 @@ def test_run_celery_worker(tmp_path: Path) -> None:
     for record in records:
         span = spans[record.span_id.hex()]
         assert record.trace_id == span.trace_id
+
+
+def stop_worker(worker: subprocess.Popen[bytes], log: Path) -> None:
+    """Warm shutdown (SIGTERM): children finish, flush and exit; the worker exits 0."""
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0, log.read_text()[-3000:]
+
+
+def kill_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Whatever happened, no worker outlives its test."""
+    if worker.poll() is None:
+        worker.kill()
+        worker.wait(10)
 
 
 def reachable(port: int) -> bool:
