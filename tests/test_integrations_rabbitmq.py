@@ -228,6 +228,55 @@ def test_pika_consume_generator_and_basic_get(queue: str) -> None:
     assert received[0].links[0].context.span_id == producers[second.context.trace_id].context.span_id
 
 
+def test_pika_select_connection_publish_and_consume(queue: str) -> None:
+    """The asynchronous adapters' channel (SelectConnection here): basic_publish is a PRODUCER span and the
+    basic_consume callback a CONSUMER span continuing its trace, one of each per message."""
+    got: list[bytes] = []
+
+    def on_open(connection: Any) -> None:
+        connection.channel(on_open_callback=on_channel)
+
+    def on_channel(channel: Any) -> None:
+        with obskit.span("send"):
+            channel.basic_publish("", queue, b"async order")
+
+        def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
+            got.append(body)
+            ch.connection.close()
+
+        channel.basic_consume(queue, on_message, auto_ack=True)
+
+    with capture(integrations=["pika"]) as cap:
+        conn = pika.SelectConnection(pika.URLParameters(URL), on_open_callback=on_open,
+                                     on_close_callback=lambda c, reason: c.ioloop.stop())
+        conn.ioloop.call_later(20, conn.ioloop.stop)
+        conn.ioloop.start()
+        send = cap.span("send")
+        (producer,) = _kind(cap, SpanKind.PRODUCER)
+        (consumer,) = _kind(cap, SpanKind.CONSUMER)
+    assert got == [b"async order"]
+    assert producer.parent is not None and producer.parent.span_id == send.context.span_id
+    _assert_continues(producer, consumer)
+
+
+def test_pika_server_named_queue_is_not_a_series_of_its_own() -> None:
+    """A server-named (amq.gen-…) reply queue keeps its name on the span, marked anonymous, but the span is
+    named "publish" and the sent count carries no destination label for it."""
+    require(_reachable(), "RabbitMQ is not reachable on 127.0.0.1:5672")
+    with capture(integrations=["pika"]) as cap:
+        conn, ch = _open()
+        reply = ch.queue_declare("", exclusive=True).method.queue  # deleted with the connection
+        ch.basic_publish("", reply, b"answer")
+        conn.close()
+        (producer,) = _kind(cap, SpanKind.PRODUCER)
+        found = _scrape()
+    assert reply.startswith("amq.gen-") and producer.name == "publish"
+    assert producer.attributes is not None and producer.attributes["messaging.destination.name"] == reply
+    assert producer.attributes["messaging.destination.anonymous"] is True
+    assert not [s for s in found if s.name == SENT and s.labels.get("messaging_destination_name") == reply]
+    assert [s.value for s in found if s.name == SENT and "messaging_destination_name" not in s.labels] == [1]
+
+
 def test_pika_telemetry_failure_never_reaches_the_user(queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the span attributes failing to build, publishing and consuming still work, untraced."""
     from obskit.integrations import _messaging
