@@ -11,19 +11,14 @@ when the response has been sent, inside the span, so the bucket's exemplar is th
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-try:
-    import aiohttp
-    from aiohttp import web_protocol
-    from aiohttp.web_exceptions import HTTPException
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(f"obskit.integrations.aiohttp needs aiohttp ({exc}); install it with: "
-                      "pip install 'obskit[aiohttp]'") from exc
-
+import aiohttp
+from aiohttp import web_protocol
+from aiohttp.web_exceptions import HTTPException
 from obskit.integrations import _http_server
+from obskit.integrations._http_client import MethodPatch
 from obskit.integrations._http_server import ServerRequest
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -31,13 +26,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit._runtime._safe import capture_internal_exceptions, report_internal_error
 
-__all__ = ["instrument", "is_instrumented", "uninstrument"]
+__all__ = ["PATCH"]
 
 _SCOPE = "obskit.integrations.aiohttp"
-_METHOD = "_handle_request"
-_lock = threading.Lock()
-_original: Callable[..., Any] | None = None
-_tracer: trace.Tracer | None = None
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -101,10 +92,10 @@ def _noting(server: ServerRequest, request_handler: Handler) -> Handler:
     return handler
 
 
-def _start(request: Any) -> tuple[ServerRequest, trace.Span, object] | None:
+def _start(tracer: trace.Tracer, request: Any) -> tuple[ServerRequest, trace.Span, object] | None:
     """The request's ServerRequest and span, made current; None for an excluded path. A propagator or a
     tracer that fails costs the request its parent or its span, never its RED series nor its answer."""
-    if request.path in _http_server.excluded_paths() or _tracer is None:
+    if request.path in _http_server.excluded_paths():
         return None
     protocol = request.version
     server = ServerRequest(request.method, request.scheme, f"{protocol.major}.{protocol.minor}")
@@ -113,8 +104,8 @@ def _start(request: Any) -> tuple[ServerRequest, trace.Span, object] | None:
         parent = propagate.extract(request.headers)
     span: trace.Span = trace.INVALID_SPAN
     with capture_internal_exceptions("aiohttp server span"):
-        span = _tracer.start_span(server.span_name, context=parent, kind=SpanKind.SERVER,
-                                  attributes=_attributes(request, server))
+        span = tracer.start_span(server.span_name, context=parent, kind=SpanKind.SERVER,
+                                 attributes=_attributes(request, server))
     server.span = span
     return server, span, otel_context.attach(trace.set_span_in_context(span))
 
@@ -132,13 +123,16 @@ def _end(server: ServerRequest, span: trace.Span) -> None:
 
 
 def _traced(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``RequestHandler._handle_request`` running each request inside its SERVER span."""
+    tracer = trace.get_tracer(_SCOPE, aiohttp.__version__)
+    _http_server.quiet_access_lines()
+
     async def _handle_request(self: Any, request: Any, start_time: Any, request_handler: Handler) -> Any:
         started = None
-        if _original is not None:  # an app that kept this wrapper keeps working after uninstrument()
-            try:
-                started = _start(request)
-            except Exception as exc:
-                report_internal_error("aiohttp server span", exc)
+        try:
+            started = _start(tracer, request)
+        except Exception as exc:
+            report_internal_error("aiohttp server span", exc)
         if started is None:
             return await original(self, request, start_time, request_handler)
         server, span, token = started
@@ -166,37 +160,7 @@ def _traced(original: Callable[..., Any]) -> Callable[..., Any]:
             with capture_internal_exceptions("aiohttp server span"):
                 span.end()
 
-    _handle_request.__wrapped__ = original  # type: ignore[attr-defined]
     return _handle_request
 
 
-def instrument() -> bool:
-    """Trace every request every aiohttp server handles from now on; False if already instrumented."""
-    global _original, _tracer
-    with _lock:
-        if _original is not None:
-            return False
-        cls = web_protocol.RequestHandler
-        original = cls.__dict__[_METHOD]
-        _tracer = trace.get_tracer(_SCOPE, aiohttp.__version__)
-        setattr(cls, _METHOD, _traced(original))
-        _original = original
-    _http_server.quiet_access_lines()
-    return True
-
-
-def uninstrument() -> None:
-    """Put ``RequestHandler._handle_request`` back as it was."""
-    global _original
-    with _lock:
-        if _original is None:
-            return
-        cls = web_protocol.RequestHandler
-        if getattr(cls.__dict__.get(_METHOD), "__wrapped__", None) is _original:
-            setattr(cls, _METHOD, _original)
-        _original = None
-
-
-def is_instrumented() -> bool:
-    """Whether :func:`instrument` is in effect."""
-    return _original is not None
+PATCH = MethodPatch(web_protocol.RequestHandler, "_handle_request", _traced)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 from obskit.integrations._contract import Integration, Teardown
 from obskit.integrations._import_hook import HookWhenImported
@@ -32,43 +33,40 @@ from obskit._config import Config
 
 __all__ = ["INTEGRATION", "instrument", "is_instrumented", "uninstrument"]
 
-# (module of aiohttp, obskit's hook for it): the client comes with ``import aiohttp``, the server with
-# ``aiohttp.web`` (the request handler module is complete before ``aiohttp.web`` goes on importing).
+# (aiohttp's module, obskit's hook for it): the client comes with ``import aiohttp``; the server with
+# ``aiohttp.web``, whose request handler module is complete (and patched) before ``aiohttp.web`` goes on.
+# Each hook's ``PATCH`` is a ``MethodPatch``: the method replaced on the class, the very original put back.
 _HOOKS = (("aiohttp", "obskit.integrations._aiohttp_client"),
           ("aiohttp.web_protocol", "obskit.integrations._aiohttp_server"))
 
 
+def _patch(hook: str) -> Any:
+    """The hook's ``PATCH``; None while the hook module is still importing (its own import of aiohttp's
+    module is what led here: it is switched on by :func:`instrument`, not by the import hook)."""
+    return getattr(importlib.import_module(hook), "PATCH", None)
+
+
 def _instrument_imported() -> bool:
-    """Switch on the hook of each part of aiohttp imported so far; True if one was switched on now."""
-    on = False
-    for module, hook in _HOOKS:
-        if module in sys.modules:
-            # A hook module still importing (its own import of aiohttp led here) is not ready yet: skipped.
-            switch = getattr(importlib.import_module(hook), "instrument", None)
-            on = (switch is not None and bool(switch())) or on
-    return on
+    """Patch each part of aiohttp imported so far; True if one was switched on now."""
+    patches = [_patch(hook) for module, hook in _HOOKS if module in sys.modules]
+    return any([patch.instrument() for patch in patches if patch is not None])
 
 
 def instrument() -> bool:
     """Trace aiohttp's client and server from now on (importing them); False if both were already on."""
-    on = False
-    for module, hook in _HOOKS:
-        importlib.import_module(module)
-        on = bool(importlib.import_module(hook).instrument()) or on
-    return on
+    return any([_patch(hook).instrument() for _, hook in _HOOKS])
 
 
 def uninstrument() -> None:
     """Put aiohttp's methods back; sessions and servers keep working, untraced."""
     for _, hook in _HOOKS:
-        loaded = sys.modules.get(hook)
-        if loaded is not None:
-            loaded.uninstrument()
+        if hook in sys.modules:
+            _patch(hook).uninstrument()
 
 
 def is_instrumented() -> bool:
     """Whether the client or the server hook is in effect."""
-    return any(getattr(sys.modules.get(hook), "is_instrumented", lambda: False)() for _, hook in _HOOKS)
+    return any(_patch(hook).is_instrumented() for _, hook in _HOOKS if hook in sys.modules)
 
 
 _hook = HookWhenImported(tuple(module for module, _ in _HOOKS), _instrument_imported, uninstrument)

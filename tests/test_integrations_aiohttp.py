@@ -382,12 +382,10 @@ INIT_THEN_IMPORT = textwrap.dedent(
             return web.Response(text="hi")
 
         async def main():
-            app = web.Application()
-            app.router.add_get("/hello/{who}", hello)
-            runner = web.AppRunner(app)
+            runner = web.AppRunner(web.Application())
+            runner.app.add_routes([web.get("/hello/{who}", hello)])
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
             async with aiohttp.ClientSession() as session:
                 async with session.get(f"http://127.0.0.1:{runner.addresses[0][1]}/hello/you") as resp:
                     assert resp.status == 200
