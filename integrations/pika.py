@@ -5,11 +5,11 @@ continuing the producer's trace (the callback's log lines carry its ``trace_id``
 
 Covered: ``BlockingChannel.basic_publish`` / ``basic_consume`` / ``consume`` (each message yielded is
 processed in its span until the loop asks for the next one) / ``basic_get`` (a ``receive <queue>`` span
-linked to the producer), and the channels of the other connection adapters (select, asyncio, tornado,
-twisted, gevent): ``basic_publish`` and ``basic_consume``. Methods are wrapped on the classes, so channels
-opened before ``init()`` are covered too. ``init()`` switches it on when the application imports pika (or at
-once if it has); it never imports pika itself. The user's ``BasicProperties`` and headers are never changed:
-a copy with ``traceparent`` added is sent.
+linked to the producer), and the channel of the other connection adapters (select, asyncio, tornado,
+gevent): ``basic_publish`` and ``basic_consume`` (twisted's publishes go through it too). Methods are
+wrapped on the classes, so channels opened before ``init()`` are covered too. ``init()`` switches it on
+when the application imports pika (or at once if it has); it never imports pika itself. The user's
+``BasicProperties`` and headers are never changed: a copy with ``traceparent`` added is sent.
 
 :func:`instrument`, :func:`uninstrument` and :func:`is_instrumented` are for code that manages the
 instrumentation itself; uninstrumenting puts back the very functions that were there.

@@ -296,7 +296,7 @@ def test_pika_telemetry_failure_never_reaches_the_user(queue: str, monkeypatch: 
     assert got == [(b"still sent", {"k": "v"})] and spans == []
 
 
-def test_pika_instrument_twice_then_uninstrument_restores_the_originals() -> None:
+def test_pika_instrument_twice_then_uninstrument_restores_the_originals(fresh: None) -> None:
     """instrument() twice wraps once; uninstrument() puts back the very functions pika defined."""
     import pika.channel
     from pika.adapters.blocking_connection import BlockingChannel
@@ -430,7 +430,7 @@ def test_aio_pika_iterator_process_counts_and_errors(queue: str) -> None:
     assert _total(found, f"{PROCESS}_count", error_type="KeyError", **labels) == 1
 
 
-def test_aio_pika_instrument_twice_then_uninstrument_restores_the_originals() -> None:
+def test_aio_pika_instrument_twice_then_uninstrument_restores_the_originals(fresh: None) -> None:
     """instrument() twice wraps once; uninstrument() puts back the very functions aio-pika defined."""
     import aio_pika.message
 
