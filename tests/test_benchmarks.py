@@ -37,7 +37,8 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_http": ({"seconds": 1, "connections": 4}, {f"{fw}_{key}" for fw in ("fastapi", "flask")
                                                       for key in (
         "bare_rps", "obskit_rps", "contrib_rps", "obskit_ratio", "contrib_ratio", "obskit_served",
-        "obskit_delivered", "obskit_delivered_fraction", "contrib_served")}),  # contrib may deliver 0
+        "obskit_delivered", "obskit_delivered_fraction", "contrib_served", "bare_cpu_us", "obskit_cpu_us",
+        "contrib_cpu_us", "obskit_cpu_ratio", "obskit_cpu_vs_contrib")}),  # contrib may deliver 0
     "bench_aiohttp": ({"n": 20, "rounds": 1}, {"bare_us", "obskit_us", "ratio", "overhead_us",
                                                "server_only_us", "server_only_ratio", "served", "delivered",
                                                "delivered_fraction"}),

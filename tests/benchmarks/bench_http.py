@@ -20,7 +20,8 @@ when wrk stops are served (and traced) but not counted, so a fraction can exceed
 are stopped with SIGTERM, as a deployment stops them: uvicorn then ends the process with the default SIGTERM
 handler, past ``atexit``, so the contrib setup loses what its batch processor still held (obskit flushes
 when uvicorn's shutdown returns); a short run can show it delivering nothing.
-Run: ``python tests/benchmarks/bench_http.py [seconds] [connections]``. Target: obskit >= 0.75x bare.
+Run: ``python tests/benchmarks/bench_http.py [seconds] [connections] [rounds]``. Targets: obskit >= 0.75x
+bare req/s, and server CPU per request (every process of the server: master and workers) <= 0.5x contrib's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,6 +164,25 @@ def _wrk(url: str, seconds: float, connections: int) -> tuple[int, float]:
     return int(match.group(1)), float(match.group(2))
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) of every live process in session ``sid``: the server and its workers."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is fields[0]
+        if int(fields[3]) == sid:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
 def _server_spans(rx: OTLPReceiver, service: str) -> int:
     return sum(1 for r in rx.requests("traces") for rs in r.resource_spans
                if attributes(rs.resource.attributes).get("service.name") == service
@@ -190,7 +211,9 @@ def _measure(framework: str, variant: str, rx: OTLPReceiver, seconds: float,
             proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=sink, start_new_session=True)
             try:
                 _wait_up(f"http://127.0.0.1:{port}/hello/warm", proc)
+                cpu = _session_cpu(proc.pid)
                 served, rps = _wrk(f"http://127.0.0.1:{port}/hello/world", seconds, connections)
+                cpu = _session_cpu(proc.pid) - cpu
             finally:
                 proc.send_signal(signal.SIGTERM)  # both servers stop gracefully on it; obskit flushes
                 try:
@@ -200,23 +223,41 @@ def _measure(framework: str, variant: str, rx: OTLPReceiver, seconds: float,
                     proc.wait()
     service = f"bench-{framework}-{variant}"
     time.sleep(0.5)  # the last export request, sent as the server exited, is being decoded
-    return {"rps": rps, "served": float(served + 1), "delivered": float(_server_spans(rx, service))}
+    return {"rps": rps, "served": float(served + 1), "delivered": float(_server_spans(rx, service)),
+            "cpu_us": 1e6 * cpu / max(served, 1)}
 
 
-def run(seconds: float = 10.0, connections: int = 32) -> dict[str, float]:
-    """For each framework: every variant's requests/s in one run, the ratios to bare, delivered/served."""
+VARIANTS = ("bare", "obskit", "contrib")
+
+
+def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1) -> dict[str, float]:
+    """For each framework: every variant's requests/s and server CPU per request (medians over ``rounds``,
+    the variants' order rotated each round so that a drift in the machine's load hits each alike), the
+    ratios to bare, and spans delivered/served summed over the rounds."""
     out: dict[str, float] = {}
     with OTLPReceiver("http") as rx:
         for framework in ("fastapi", "flask"):
-            got = {v: _measure(framework, v, rx, seconds, connections) for v in ("bare", "obskit", "contrib")}
+            runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+            seen = dict.fromkeys(VARIANTS, 0.0)
+            for r in range(rounds):
+                for variant in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
+                    figures = _measure(framework, variant, rx, seconds, connections)
+                    total = figures["delivered"]
+                    figures["delivered"], seen[variant] = total - seen[variant], total
+                    runs[variant].append(figures)
+            got = {v: {k: statistics.median(f[k] for f in runs[v]) for k in ("rps", "cpu_us")}
+                   | {k: sum(f[k] for f in runs[v]) for k in ("served", "delivered")} for v in VARIANTS}
             for variant, figures in got.items():
                 out[f"{framework}_{variant}_rps"] = figures["rps"]
+                out[f"{framework}_{variant}_cpu_us"] = figures["cpu_us"]
             for variant in ("obskit", "contrib"):
                 out[f"{framework}_{variant}_ratio"] = got[variant]["rps"] / got["bare"]["rps"]
+                out[f"{framework}_{variant}_cpu_ratio"] = got[variant]["cpu_us"] / got["bare"]["cpu_us"]
                 out[f"{framework}_{variant}_served"] = got[variant]["served"]
                 out[f"{framework}_{variant}_delivered"] = got[variant]["delivered"]
                 out[f"{framework}_{variant}_delivered_fraction"] = (got[variant]["delivered"]
                                                                     / got[variant]["served"])
+            out[f"{framework}_obskit_cpu_vs_contrib"] = got["obskit"]["cpu_us"] / got["contrib"]["cpu_us"]
     return out
 
 
@@ -224,18 +265,23 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     seconds = float(args[0]) if args else 10.0
     connections = int(args[1]) if len(args) > 1 else 32
-    r: dict[str, Any] = run(seconds, connections)
-    print(f"wrk -t1 -c{connections} -d{seconds:g}s on loopback; 1 worker each; one run, variants in sequence")
-    print(f"{'app':<34}{'req/s':>10}{'x bare':>9}   {'spans delivered/served':<24}")
+    rounds = int(args[2]) if len(args) > 2 else 3
+    r: dict[str, Any] = run(seconds, connections, rounds)
+    print(f"wrk -t1 -c{connections} -d{seconds:g}s on loopback; 1 worker each; medians of {rounds} rounds, "
+          "variants interleaved")
+    print(f"{'app':<34}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}   spans delivered/served")
     for framework, label in (("fastapi", "FastAPI on uvicorn"), ("flask", "Flask under gunicorn")):
-        print(f"{label + ', bare':<34}{r[f'{framework}_bare_rps']:>10.0f}{1.0:>9.2f}   -")
+        print(f"{label + ', bare':<34}{r[f'{framework}_bare_rps']:>8.0f}{1.0:>8.2f}"
+              f"{r[f'{framework}_bare_cpu_us']:>12.0f}{1.0:>8.2f}   -")
         for variant, name in (("obskit", "obskit"), ("contrib", "OTel contrib")):
             delivered = int(r[f"{framework}_{variant}_delivered"])
             served = int(r[f"{framework}_{variant}_served"])
-            print(f"{label + ', ' + name:<34}{r[f'{framework}_{variant}_rps']:>10.0f}"
-                  f"{r[f'{framework}_{variant}_ratio']:>9.2f}   {delivered}/{served} "
+            print(f"{label + ', ' + name:<34}{r[f'{framework}_{variant}_rps']:>8.0f}"
+                  f"{r[f'{framework}_{variant}_ratio']:>8.2f}{r[f'{framework}_{variant}_cpu_us']:>12.0f}"
+                  f"{r[f'{framework}_{variant}_cpu_ratio']:>8.2f}   {delivered}/{served} "
                   f"({r[f'{framework}_{variant}_delivered_fraction']:.0%})")
-    print("Target: obskit >= 0.75x bare")
+        print(f"{label}: obskit CPU per request / contrib's: {r[f'{framework}_obskit_cpu_vs_contrib']:.2f}")
+    print("Targets: obskit >= 0.75x bare req/s; CPU per request <= 0.5x contrib's")
     return 0
 
 
