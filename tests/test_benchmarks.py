@@ -34,6 +34,9 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
                                                 "sdk_over_obskit", "emitted", "obskit_held"}),
     "bench_resilience": ({"n": 50, "repeat": 1}, {"bare_us", "obskit_us", "pybreaker_us",
                                                   "obskit_overhead_us", "ratio_to_pybreaker"}),
+    "bench_http_clients": ({"n": 20, "rounds": 1}, {f"{client}_{key}" for client in ("urllib3", "urllib")
+                                                     for key in ("bare_us", "obskit_us", "ratio",
+                                                                 "overhead_us")} | {"emitted", "delivered"}),
     "bench_http": ({"seconds": 1, "connections": 4}, {f"{fw}_{key}" for fw in ("fastapi", "flask")
                                                       for key in (
         "bare_rps", "obskit_rps", "contrib_rps", "obskit_ratio", "contrib_ratio", "obskit_served",
