@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 import uuid
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_db import _time_us  # the same clock as the SQL benchmark
+
 URL = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-def _time_us(fn: Callable[[], None], n: int) -> float:
-    start = time.perf_counter_ns()
-    fn()
-    return (time.perf_counter_ns() - start) / n / 1000
 
 
 def _counting_exporter(counted: list[int]) -> Any:
