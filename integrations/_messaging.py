@@ -117,24 +117,30 @@ class Operation:
         self.headers = headers
 
     def end(self, error: BaseException | None) -> None:
-        """Record the outcome (``error``: what the publish or the callback raised, if it did)."""
+        """Record the outcome (``error``: what the publish or the callback raised, if it did).
+
+        The metrics are recorded while the process span is still current, so their exemplar is its trace;
+        the context is detached and the span ended whatever happens before.
+        """
         try:
-            elapsed = time.perf_counter() - self._start
-            if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-                self._token = None
-            metric = self._metric
-            if error is not None:
-                error_type = _error_type(error)
-                metric = {**metric, "error.type": error_type}
-                self._span.set_attribute("error.type", error_type)
-                self._span.record_exception(error)
-                self._span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
-            self._span.end()
-            if self._counter is not None:
-                self._counter.add(1, attributes=metric)
-            if self._histogram is not None:
-                self._histogram.record(elapsed, attributes=metric)
+            try:
+                elapsed = time.perf_counter() - self._start
+                metric = self._metric
+                if error is not None:
+                    error_type = _error_type(error)
+                    metric = {**metric, "error.type": error_type}
+                    self._span.set_attribute("error.type", error_type)
+                    self._span.record_exception(error)
+                    self._span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
+                if self._counter is not None:
+                    self._counter.add(1, attributes=metric)
+                if self._histogram is not None:
+                    self._histogram.record(elapsed, attributes=metric)
+            finally:
+                if self._token is not None:
+                    token, self._token = self._token, None
+                    otel_context.detach(token)  # type: ignore[arg-type]
+                self._span.end()
         except Exception as exc:
             report_internal_error("rabbitmq: ending a span", exc)
 

@@ -136,7 +136,8 @@ def test_pika_blocking_publish_and_callback_continue_one_trace(queue: str) -> No
 
 
 def test_pika_callback_log_line_carries_the_producer_trace(queue: str) -> None:
-    """A log line written in the consumer callback carries the producer's trace_id."""
+    """A log line written in the consumer callback carries the producer's trace_id, and so does the process
+    duration's exemplar."""
     with capture(integrations=["pika"]) as cap:
         conn, ch = _open()
         with obskit.span("send"):
@@ -152,7 +153,11 @@ def test_pika_callback_log_line_carries_the_producer_trace(queue: str) -> None:
         conn.close()
         (line,) = cap.events("handling order")
         trace_id = _trace_id(cap.span("send"))
+        found = _scrape()
     assert line["trace_id"] == trace_id
+    exemplars = {x.exemplar.labels["trace_id"] for x in found if x.name == f"{PROCESS}_bucket"
+                 and x.labels.get("messaging_destination_name") == queue and x.exemplar is not None}
+    assert exemplars == {trace_id}
 
 
 def test_pika_counts_on_one_scrape_equal_the_messages(queue: str) -> None:
