@@ -45,6 +45,8 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_aiohttp": ({"n": 20, "rounds": 1}, {"bare_us", "obskit_us", "ratio", "overhead_us",
                                                "server_only_us", "server_only_ratio", "served", "delivered",
                                                "delivered_fraction"}),
+    "bench_grpc": ({"n": 20, "rounds": 1}, {"bare_us", "obskit_us", "ratio", "overhead_us", "emitted",
+                                            "delivered"}),
     "bench_rabbitmq": ({"n": 20, "rounds": 1}, {"pika_bare_us", "pika_obskit_us", "pika_ratio",
                                                 "pika_overhead_us", "sdk_span_us", "emitted", "delivered"}),
 }
