@@ -5,8 +5,6 @@ restoring connect."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -14,6 +12,9 @@ import pytest
 from conftest import require
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+
+# The SQL tests' helpers: the semantic-conventions mode re-read per test (an autouse fixture), reachability.
+from test_integrations_db import _reachable, _semconv  # noqa: F401
 
 from obskit.testing import Capture, capture
 
@@ -29,24 +30,11 @@ except ImportError:  # the CI image builds it against libmariadb-dev; require() 
     MySQLdb = None
 
 
-@pytest.fixture(autouse=True)
-def _semconv(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The dbapi layer reads OTEL_SEMCONV_STABILITY_OPT_IN once per process: made to read init()'s value."""
-    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability as Stability
-
-    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
-    Stability._initialized = False
-    yield
-    Stability._initialized = False
-
-
 @pytest.fixture
 def mysqldb() -> ModuleType:
     """MySQLdb, with MariaDB answering on 127.0.0.1:3306."""
     require(MySQLdb is not None, "mysqlclient (MySQLdb) is not installed: it needs libmariadb-dev to build")
-    with socket.socket() as s:
-        s.settimeout(1)
-        require(s.connect_ex(("127.0.0.1", 3306)) == 0, "MariaDB is not reachable on 127.0.0.1:3306")
+    require(_reachable(3306), "MariaDB is not reachable on 127.0.0.1:3306")
     return MySQLdb
 
 
