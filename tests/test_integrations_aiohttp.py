@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -181,23 +182,22 @@ def test_access_lines_carry_their_request_trace_id() -> None:
 def app_configured_logger() -> Iterator[logging.Logger]:
     """aiohttp.access as an app's own logging config may leave it: a console handler, not propagating."""
     logger = logging.getLogger("aiohttp.access")
-    handler = logging.StreamHandler(sys.stderr)
     saved = (logger.handlers[:], logger.propagate)
-    logger.addHandler(handler)
+    logger.addHandler(logging.StreamHandler(sys.__stderr__))
     logger.propagate = False
     yield logger
     logger.handlers[:], logger.propagate = saved
 
 
-def test_aiohttp_loggers_print_once_through_obskit(app_configured_logger: logging.Logger,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_aiohttp_loggers_print_once_through_obskit(capfd: pytest.CaptureFixture[str],
+                                                  app_configured_logger: logging.Logger) -> None:
     """With aiohttp.access given its own console handler and propagate=False before init(), its access line
     still comes out once, as an obskit line with the trace_id, and not on the console handler."""
     with capture(integrations=["aiohttp"]) as cap:
         _serve_and(lambda base: _get(base, "/items/7"))
     access = [e for e in cap.logs if e.get("logger") == "aiohttp.access"]
     assert len(access) == 1 and access[0].get("trace_id"), cap.logs
-    assert "GET /items/7" not in capsys.readouterr().err
+    assert "GET /items/7" not in capfd.readouterr().err
 
 
 def test_excluded_paths_make_no_span_no_series_and_no_access_line() -> None:
@@ -267,8 +267,10 @@ def test_client_exceptions_propagate_unchanged_and_are_recorded() -> None:
         async with aiohttp.ClientSession() as session:
             with pytest.raises(_Refused) as first:
                 await session.get(base + "/items/1", raise_for_status=refuse)
-            with pytest.raises(aiohttp.ClientConnectionError) as second:
-                await session.get("http://127.0.0.1:9/closed")  # the discard port: nothing listens
+            with socket.socket() as bound:  # bound, never listening: a connection to it is refused
+                bound.bind(("127.0.0.1", 0))
+                with pytest.raises(aiohttp.ClientConnectionError) as second:
+                    await session.get(f"http://127.0.0.1:{bound.getsockname()[1]}/closed")
         return first.value, second.value
 
     with capture(integrations=["aiohttp"]) as cap:
