@@ -183,3 +183,23 @@ def test_name_taken_by_an_obskit_metric_is_not_exposed_twice(meter: metrics.Mete
     meter.create_up_down_counter("shared.depth").add(5)
     text = _text()
     assert text.count("# TYPE shared_depth gauge") == 1 and "shared_depth 1.0" in text
+
+
+def test_instrument_created_before_the_first_init_does_not_deadlock_it() -> None:
+    """An instrument made through the API before ``init()`` (a contrib instrumentor switched on early):
+    ``init()`` completes, and the instrument then records into obskit's store."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        from opentelemetry import metrics
+        h = metrics.get_meter("early").create_histogram("early.wait", unit="s")
+        import obskit
+        obskit.init(service_name="early", otlp_endpoint=None, metrics_port=None)
+        h.record(0.2)
+        from obskit._metrics._exposition import render
+        print("early_wait_seconds_count 1.0" in render("text/plain")[0].decode())
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == "True", proc.stdout + proc.stderr

@@ -288,7 +288,7 @@ class ObservableInstrument:
 
 # --- the API objects ------------------------------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # install() holds it while set_meter_provider() calls back into _get()
 _registry: dict[str, ApiInstrument | ObservableInstrument] = {}
 
 
