@@ -41,9 +41,14 @@ _HOOKS = (("aiohttp", "obskit.integrations._aiohttp_client"),
 
 
 def _patch(hook: str) -> Any:
-    """The hook's ``PATCH``; None while the hook module is still importing (its own import of aiohttp's
-    module is what led here: it is switched on by :func:`instrument`, not by the import hook)."""
+    """The hook's ``PATCH`` (importing the hook); None while the hook module itself is still importing, which
+    happens only when the application imported the private hook before aiohttp's module."""
     return getattr(importlib.import_module(hook), "PATCH", None)
+
+
+def _loaded() -> list[Any]:
+    """The ``PATCH`` of each hook imported so far."""
+    return [p for p in (getattr(sys.modules.get(hook), "PATCH", None) for _, hook in _HOOKS) if p is not None]
 
 
 def _instrument_imported() -> bool:
@@ -54,19 +59,19 @@ def _instrument_imported() -> bool:
 
 def instrument() -> bool:
     """Trace aiohttp's client and server from now on (importing them); False if both were already on."""
-    return any([_patch(hook).instrument() for _, hook in _HOOKS])
+    patches = [_patch(hook) for _, hook in _HOOKS]
+    return any([patch.instrument() for patch in patches if patch is not None])
 
 
 def uninstrument() -> None:
     """Put aiohttp's methods back; sessions and servers keep working, untraced."""
-    for _, hook in _HOOKS:
-        if hook in sys.modules:
-            _patch(hook).uninstrument()
+    for patch in _loaded():
+        patch.uninstrument()
 
 
 def is_instrumented() -> bool:
     """Whether the client or the server hook is in effect."""
-    return any(_patch(hook).is_instrumented() for _, hook in _HOOKS if hook in sys.modules)
+    return any(patch.is_instrumented() for patch in _loaded())
 
 
 _hook = HookWhenImported(tuple(module for module, _ in _HOOKS), _instrument_imported, uninstrument)
