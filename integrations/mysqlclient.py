@@ -28,6 +28,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="mysqlclient",
+    module="MySQLdb",
     extra="mysqlclient",
     requires={"opentelemetry-instrumentation-dbapi": "0.66b0"},
     setup=_SWITCH.setup,
