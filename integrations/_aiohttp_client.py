@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 from obskit.integrations._http_client import ClientRecorder, MethodPatch, is_traced, without_credentials
-from obskit.integrations._http_server import _KNOWN_METHODS
+from obskit.integrations._http_server import _method
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -46,8 +46,7 @@ class _Call:
 
     def __init__(self, recorder: ClientRecorder, session: Any, method: str, str_or_url: Any,
                  kwargs: dict[str, Any]) -> None:
-        upper = str(method).upper()
-        known = upper if upper in _KNOWN_METHODS else "_OTHER"
+        known = _method(str(method))
         url = _url(session, str_or_url)
         self.metric: dict[str, Any] = {"http.request.method": known}
         if url.host:
