@@ -18,6 +18,11 @@ BENCHMARKS = Path(__file__).parent / "benchmarks"
 CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_db": ({"n": 20, "rounds": 1}, {f"{side}_{key}" for side in ("sqlalchemy", "psycopg2") for key in (
         "bare_us", "obskit_us", "ratio", "overhead_us")} | {"sdk_span_us", "emitted", "delivered"}),
+    "bench_export": ({"n": 16, "rounds": 1, "batch": 8}, {f"{signal}_{key}" for signal in ("span", "log")
+                                                          for key in (
+        "sdk_us", "obskit_us", "ratio", "grpc_sdk_us", "grpc_obskit_us", "grpc_ratio")} | {
+        f"export_{signal}_{key}" for signal in ("span", "log") for key in (
+            "sdk_us", "obskit_us", "ratio", "sdk_delivered", "obskit_delivered", "emitted")}),
     "bench_burst": ({"n": 200, "rounds": 1}, {f"{side}_{key}" for side in ("raw", "obskit") for key in (
         "emit_s", "shutdown_s", "first_export_s", "delivered", "delivered_fraction")}
         | {"emitted", "ratio", "obskit_accounted_fraction"}),
@@ -37,11 +42,13 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_http_clients": ({"n": 20, "rounds": 1}, {f"{client}_{key}" for client in ("urllib3", "urllib")
                                                      for key in ("bare_us", "obskit_us", "ratio",
                                                                  "overhead_us")} | {"emitted", "delivered"}),
-    "bench_http": ({"seconds": 1, "connections": 4}, {f"{fw}_{key}" for fw in ("fastapi", "flask")
-                                                      for key in (
+    # Peers (logfire, sentry, ddtrace) left out: optional packages, and twice the servers to start.
+    "bench_http": ({"seconds": 1, "connections": 4, "peers": False}, {
+        f"{fw}_{key}" for fw in ("fastapi", "flask") for key in (
         "bare_rps", "obskit_rps", "contrib_rps", "obskit_ratio", "contrib_ratio", "obskit_served",
         "obskit_delivered", "obskit_delivered_fraction", "contrib_served", "bare_cpu_us", "obskit_cpu_us",
-        "contrib_cpu_us", "obskit_cpu_ratio", "obskit_cpu_vs_contrib")}),  # contrib may deliver 0
+        "contrib_cpu_us", "obskit_cpu_ratio", "obskit_cpu_vs_contrib", "bare_p99_ms", "obskit_p99_ms",
+        "contrib_p99_ms")}),  # contrib may deliver 0
     "bench_aiohttp": ({"n": 20, "rounds": 1}, {"bare_us", "obskit_us", "ratio", "overhead_us",
                                                "server_only_us", "server_only_ratio", "served", "delivered",
                                                "delivered_fraction"}),
