@@ -12,6 +12,20 @@ package) on loopback, one variant after the other in the same run:
   or contrib's WSGI middleware (Flask: ``opentelemetry-instrumentation-flask`` is built on it and has no
   release in the series the other contrib packages here are at).
 
+Peers, each only when its package is importable (``pip install -e '.[bench]'``; else reported absent), set
+up the way its documentation shows for the framework and pointed at a loopback receiver, so it really sends:
+
+- ``logfire``: ``logfire.configure(service_name=..., send_to_logfire=False)`` with
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` (it then adds OTLP span, metric and log exporters) and
+  ``logfire.instrument_fastapi(app)``; for Flask ``logfire.instrument_wsgi`` (``instrument_flask`` needs
+  ``opentelemetry-instrumentation-flask``, whose only release pins an older instrumentation core than the
+  one installed); its console output left on, as by default;
+- ``sentry``: ``sentry_sdk.init(dsn=..., traces_sample_rate=1.0)`` before the app (its FastAPI/Flask
+  integrations switch on by themselves), the DSN naming a loopback HTTP server (:class:`SentryReceiver`)
+  that accepts envelopes and counts the transactions in them;
+- ``ddtrace``: the server started under ``ddtrace-run`` with ``DD_SERVICE`` and ``OTEL_TRACES_EXPORTER=otlp``
+  (ddtrace's own OTLP/HTTP trace export, to the same receiver as the others; no Datadog agent runs).
+
 Every figure is requests/s from one wrk run; the ratios are against ``bare`` of the same run. Beside each
 instrumented figure: spans delivered to the receiver / requests served, the SERVER spans counted once the
 server has shut down (so what was still queued is either delivered or lost, not pending). "Served" is wrk's
@@ -20,12 +34,17 @@ when wrk stops are served (and traced) but not counted, so a fraction can exceed
 are stopped with SIGTERM, as a deployment stops them: uvicorn then ends the process with the default SIGTERM
 handler, past ``atexit``, so the contrib setup loses what its batch processor still held (obskit flushes
 when uvicorn's shutdown returns); a short run can show it delivering nothing.
-Run: ``python tests/benchmarks/bench_http.py [seconds] [connections] [rounds]``. Targets: obskit >= 0.75x
-bare req/s, and server CPU per request (every process of the server: master and workers) <= 0.5x contrib's.
+Beside each: p99 latency (``wrk --latency``), and for the peers obskit's CPU per request over theirs.
+Run: ``python tests/benchmarks/bench_http.py [seconds] [connections] [rounds] [--no-peers]``.
+Targets: obskit >= 0.75x bare req/s, and server CPU per request (every process of the server: master and
+workers) <= 0.5x contrib's.
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -36,8 +55,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +89,24 @@ FASTAPI = {
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
         """,
+    "logfire": """
+        from fastapi import FastAPI
+        import logfire
+        app = FastAPI()
+        logfire.configure(service_name="bench-fastapi-logfire", send_to_logfire=False)
+        logfire.instrument_fastapi(app)
+        """,
+    "sentry": """
+        import os
+        import sentry_sdk
+        sentry_sdk.init(dsn=os.environ["BENCH_SENTRY_DSN"], traces_sample_rate=1.0)
+        from fastapi import FastAPI
+        app = FastAPI()
+        """,
+    "ddtrace": """
+        from fastapi import FastAPI
+        app = FastAPI()
+        """,  # instrumented by ddtrace-run (RUNNERS)
 }
 FASTAPI_ROUTE = """
 
@@ -93,6 +134,24 @@ FLASK = {
         from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
         app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app)
         """,
+    "logfire": """
+        from flask import Flask
+        import logfire
+        app = Flask("bench")
+        logfire.configure(service_name="bench-flask-logfire", send_to_logfire=False)
+        app.wsgi_app = logfire.instrument_wsgi(app.wsgi_app)
+        """,
+    "sentry": """
+        import os
+        import sentry_sdk
+        sentry_sdk.init(dsn=os.environ["BENCH_SENTRY_DSN"], traces_sample_rate=1.0)
+        from flask import Flask
+        app = Flask("bench")
+        """,
+    "ddtrace": """
+        from flask import Flask
+        app = Flask("bench")
+        """,  # instrumented by ddtrace-run (RUNNERS)
 }
 FLASK_ROUTE = """
 
@@ -150,26 +209,29 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> No
 
 
 _WRK = re.compile(r"(\d+) requests in .*?Requests/sec:\s+([\d.]+)", re.S)
+_P99 = re.compile(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", re.M)  # from --latency's distribution
+_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def _wrk(url: str, seconds: float, connections: int) -> tuple[int, float]:
+def _wrk(url: str, seconds: float, connections: int) -> tuple[int, float, float]:
+    """(responses completed, requests/s, p99 latency in ms) of one wrk run."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed (Debian package 'wrk')")
-    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", url],
+    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
                          capture_output=True, text=True, timeout=seconds + 60).stdout
-    match = _WRK.search(out)
-    if match is None:
+    match, p99 = _WRK.search(out), _P99.search(out)
+    if match is None or p99 is None:
         raise RuntimeError(f"unexpected wrk output: {out}")
-    return int(match.group(1)), float(match.group(2))
+    return int(match.group(1)), float(match.group(2)), float(p99.group(1)) * _MS[p99.group(2)]
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _session_cpu(sid: int) -> float:
-    """CPU seconds (user + system) of every live process in session ``sid``: the server and its workers."""
-    total = 0
+def session_pids(sid: int) -> list[int]:
+    """Every live process in session ``sid``: a server started with ``start_new_session`` and its workers."""
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -179,7 +241,20 @@ def _session_cpu(sid: int) -> float:
             continue
         fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is fields[0]
         if int(fields[3]) == sid:  # field 6 of stat: the session id
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            pids.append(int(entry.name))
+    return pids
+
+
+def _session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) of every live process in session ``sid``: the server and its workers."""
+    total = 0
+    for pid in session_pids(sid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _TICK
 
 
@@ -189,18 +264,127 @@ def _server_spans(rx: OTLPReceiver, service: str) -> int:
                for ss in rs.scope_spans for s in ss.spans if s.kind == 2)  # OTLP SPAN_KIND_SERVER
 
 
-def _measure(framework: str, variant: str, rx: OTLPReceiver, seconds: float,
-             connections: int) -> dict[str, float]:
+def envelope_items(body: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """(item header, payload) of each item of a Sentry envelope: a header line, then per item a header line
+    and a payload of ``length`` bytes (or up to the next newline when the header gives no length)."""
+    pos = body.find(b"\n") + 1
+    while 0 < pos < len(body):
+        end = body.find(b"\n", pos)
+        end = len(body) if end < 0 else end
+        line, pos = body[pos:end], end + 1
+        if not line.strip():
+            continue
+        header = json.loads(line)
+        length = header.get("length")
+        if length is None:
+            end = body.find(b"\n", pos)
+            end = len(body) if end < 0 else end
+            payload, pos = body[pos:end], end + 1
+        else:
+            payload, pos = body[pos:pos + int(length)], pos + int(length) + 1
+        yield header, payload
+
+
+class SentryReceiver:
+    """A loopback Sentry: accepts envelopes at ``/api/<project>/envelope/`` and counts their transactions
+    per project (one project per app, so that each variant's deliveries are told apart)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transactions: dict[str, int] = {}
+        self.arrivals: list[float] = []  # time.monotonic() of each envelope received
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def __enter__(self) -> SentryReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the body waits for the client's delayed
+            # ACK (40 ms), and a client that sends one envelope at a time would be held to 25 a second.
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                project = self.path.strip("/").split("/")[1] if self.path.startswith("/api/") else ""
+                found = sum(1 for header, _ in envelope_items(body) if header.get("type") == "transaction")
+                with receiver._lock:
+                    receiver._transactions[project] = receiver._transactions.get(project, 0) + found
+                    receiver.arrivals.append(time.monotonic())
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, name="sentry-receiver", daemon=True).start()
+        self._server = server
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def dsn(self, project: int) -> str:
+        return f"http://bench@127.0.0.1:{self.port}/{project}"
+
+    def transactions(self, project: int) -> int:
+        with self._lock:
+            return self._transactions.get(str(project), 0)
+
+
+VARIANTS = ("bare", "obskit", "contrib")
+PEERS = ("logfire", "sentry", "ddtrace")
+PEER_MODULES = {"logfire": "logfire", "sentry": "sentry_sdk", "ddtrace": "ddtrace"}
+SENTRY_PROJECT = {"fastapi": 1, "flask": 2}
+
+
+def installed(peer: str) -> bool:
+    """Whether ``peer``'s package can be imported here (``pip install -e '.[bench]'`` brings all three)."""
+    return importlib.util.find_spec(PEER_MODULES[peer]) is not None
+
+
+def _env(endpoint: str) -> dict[str, str]:
+    """This process's environment less every telemetry setting, plus the benchmark's OTLP receiver."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "OBSKIT_", "PROMETHEUS_", "DD_", "SENTRY_", "LOGFIRE_"))}
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+    return env
+
+
+@contextmanager
+def serve(framework: str, variant: str, endpoint: str, *, sentry_dsn: str = "", prelude: str = "",
+          extra_env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``variant``'s app of ``framework`` serving on a free loopback port, up (a first request answered), its
+    telemetry sent to ``endpoint``; ``prelude`` is code run before the app's own; stopped with SIGTERM."""
     sources, route = (FASTAPI, FASTAPI_ROUTE) if framework == "fastapi" else (FLASK, FLASK_ROUTE)
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         cwd = Path(tmp)
-        (cwd / "app.py").write_text(textwrap.dedent(sources[variant]) + textwrap.dedent(route))
+        (cwd / "app.py").write_text(textwrap.dedent(prelude) + textwrap.dedent(sources[variant])
+                                    + textwrap.dedent(route))
         (cwd / "contrib_setup.py").write_text(CONTRIB_SETUP)
         port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OBSKIT_", "PROMETHEUS_"))}
-        env.update(PYTHONPATH=str(cwd), OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
-                   OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OBSKIT_LOG_FORMAT="json",
+        env = _env(endpoint)
+        env.update(PYTHONPATH=str(cwd), OBSKIT_LOG_FORMAT="json",
                    OTEL_SEMCONV_STABILITY_OPT_IN="http", OTEL_METRIC_EXPORT_INTERVAL="5000")
+        runner: list[str] = []
+        if variant == "sentry":
+            env["BENCH_SENTRY_DSN"] = sentry_dsn
+        elif variant == "ddtrace":
+            runner = [str(BIN / "ddtrace-run")]
+            env.update(DD_SERVICE=f"bench-{framework}-ddtrace", OTEL_TRACES_EXPORTER="otlp")
+        env.update(extra_env or {})
         if framework == "fastapi":
             cmd = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
                    "--workers", "1"]
@@ -208,12 +392,11 @@ def _measure(framework: str, variant: str, rx: OTLPReceiver, seconds: float,
             cmd = [str(BIN / "gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
                    "--access-logfile", "-", "app:app"]
         with open(os.devnull, "wb") as sink:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=sink, start_new_session=True)
+            proc = subprocess.Popen(runner + cmd, cwd=cwd, env=env, stdout=sink, stderr=sink,
+                                    start_new_session=True)
             try:
                 _wait_up(f"http://127.0.0.1:{port}/hello/warm", proc)
-                cpu = _session_cpu(proc.pid)
-                served, rps = _wrk(f"http://127.0.0.1:{port}/hello/world", seconds, connections)
-                cpu = _session_cpu(proc.pid) - cpu
+                yield proc, port
             finally:
                 proc.send_signal(signal.SIGTERM)  # both servers stop gracefully on it; obskit flushes
                 try:
@@ -221,66 +404,94 @@ def _measure(framework: str, variant: str, rx: OTLPReceiver, seconds: float,
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-    service = f"bench-{framework}-{variant}"
+
+
+def _measure(framework: str, variant: str, rx: OTLPReceiver, sentry: SentryReceiver, seconds: float,
+             connections: int) -> dict[str, float]:
+    project = SENTRY_PROJECT[framework]
+    with serve(framework, variant, rx.endpoint, sentry_dsn=sentry.dsn(project)) as (proc, port):
+        cpu = _session_cpu(proc.pid)
+        served, rps, p99 = _wrk(f"http://127.0.0.1:{port}/hello/world", seconds, connections)
+        cpu = _session_cpu(proc.pid) - cpu
     time.sleep(0.5)  # the last export request, sent as the server exited, is being decoded
-    return {"rps": rps, "served": float(served + 1), "delivered": float(_server_spans(rx, service)),
-            "cpu_us": 1e6 * cpu / max(served, 1)}
+    delivered = (sentry.transactions(project) if variant == "sentry"
+                 else _server_spans(rx, f"bench-{framework}-{variant}"))
+    return {"rps": rps, "served": float(served + 1), "delivered": float(delivered),
+            "cpu_us": 1e6 * cpu / max(served, 1), "p99_ms": p99}
 
 
-VARIANTS = ("bare", "obskit", "contrib")
-
-
-def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1) -> dict[str, float]:
-    """For each framework: every variant's requests/s and server CPU per request (medians over ``rounds``,
-    the variants' order rotated each round so that a drift in the machine's load hits each alike), the
-    ratios to bare, and spans delivered/served summed over the rounds."""
+def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1,
+        peers: bool = True) -> dict[str, float]:
+    """For each framework: every variant's requests/s, server CPU per request and p99 latency (medians over
+    ``rounds``, the variants' order rotated each round so that a drift in the machine's load hits each
+    alike), the ratios to bare, and spans delivered/served summed over the rounds. ``peers``: also the
+    installed peers (logfire, sentry, ddtrace); the absent ones have no figures."""
     out: dict[str, float] = {}
-    with OTLPReceiver("http") as rx:
+    variants = VARIANTS + tuple(p for p in PEERS if peers and installed(p))
+    with OTLPReceiver("http") as rx, SentryReceiver() as sentry:
         for framework in ("fastapi", "flask"):
-            runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
-            seen = dict.fromkeys(VARIANTS, 0.0)
+            runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+            seen = dict.fromkeys(variants, 0.0)
             for r in range(rounds):
-                for variant in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
-                    figures = _measure(framework, variant, rx, seconds, connections)
+                k = r % len(variants)
+                for variant in variants[k:] + variants[:k]:
+                    figures = _measure(framework, variant, rx, sentry, seconds, connections)
                     total = figures["delivered"]
                     figures["delivered"], seen[variant] = total - seen[variant], total
                     runs[variant].append(figures)
-            got = {v: {k: statistics.median(f[k] for f in runs[v]) for k in ("rps", "cpu_us")}
-                   | {k: sum(f[k] for f in runs[v]) for k in ("served", "delivered")} for v in VARIANTS}
+            got = {v: {k: statistics.median(f[k] for f in runs[v]) for k in ("rps", "cpu_us", "p99_ms")}
+                   | {k: sum(f[k] for f in runs[v]) for k in ("served", "delivered")} for v in variants}
             for variant, figures in got.items():
                 out[f"{framework}_{variant}_rps"] = figures["rps"]
                 out[f"{framework}_{variant}_cpu_us"] = figures["cpu_us"]
-            for variant in ("obskit", "contrib"):
+                out[f"{framework}_{variant}_p99_ms"] = figures["p99_ms"]
+            for variant in variants[1:]:
                 out[f"{framework}_{variant}_ratio"] = got[variant]["rps"] / got["bare"]["rps"]
                 out[f"{framework}_{variant}_cpu_ratio"] = got[variant]["cpu_us"] / got["bare"]["cpu_us"]
                 out[f"{framework}_{variant}_served"] = got[variant]["served"]
                 out[f"{framework}_{variant}_delivered"] = got[variant]["delivered"]
                 out[f"{framework}_{variant}_delivered_fraction"] = (got[variant]["delivered"]
                                                                     / got[variant]["served"])
-            out[f"{framework}_obskit_cpu_vs_contrib"] = got["obskit"]["cpu_us"] / got["contrib"]["cpu_us"]
+            for other in variants[2:]:
+                out[f"{framework}_obskit_cpu_vs_{other}"] = got["obskit"]["cpu_us"] / got[other]["cpu_us"]
     return out
+
+
+NAMES = {"obskit": "obskit", "contrib": "OTel contrib", "logfire": "Logfire", "sentry": "sentry-sdk",
+         "ddtrace": "ddtrace"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    peers = "--no-peers" not in args
+    args = [a for a in args if a != "--no-peers"]
     seconds = float(args[0]) if args else 10.0
     connections = int(args[1]) if len(args) > 1 else 32
     rounds = int(args[2]) if len(args) > 2 else 3
-    r: dict[str, Any] = run(seconds, connections, rounds)
-    print(f"wrk -t1 -c{connections} -d{seconds:g}s on loopback; 1 worker each; medians of {rounds} rounds, "
-          "variants interleaved")
-    print(f"{'app':<34}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}   spans delivered/served")
+    r: dict[str, Any] = run(seconds, connections, rounds, peers)
+    print(f"wrk -t1 -c{connections} -d{seconds:g}s --latency on loopback; 1 worker each; medians of {rounds} "
+          "rounds, variants interleaved")
+    print(f"{'app':<34}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}{'p99 ms':>8}"
+          "   delivered/served")
     for framework, label in (("fastapi", "FastAPI on uvicorn"), ("flask", "Flask under gunicorn")):
         print(f"{label + ', bare':<34}{r[f'{framework}_bare_rps']:>8.0f}{1.0:>8.2f}"
-              f"{r[f'{framework}_bare_cpu_us']:>12.0f}{1.0:>8.2f}   -")
-        for variant, name in (("obskit", "obskit"), ("contrib", "OTel contrib")):
+              f"{r[f'{framework}_bare_cpu_us']:>12.0f}{1.0:>8.2f}{r[f'{framework}_bare_p99_ms']:>8.1f}   -")
+        for variant, name in NAMES.items():
+            if f"{framework}_{variant}_rps" not in r:
+                continue
             delivered = int(r[f"{framework}_{variant}_delivered"])
             served = int(r[f"{framework}_{variant}_served"])
             print(f"{label + ', ' + name:<34}{r[f'{framework}_{variant}_rps']:>8.0f}"
                   f"{r[f'{framework}_{variant}_ratio']:>8.2f}{r[f'{framework}_{variant}_cpu_us']:>12.0f}"
-                  f"{r[f'{framework}_{variant}_cpu_ratio']:>8.2f}   {delivered}/{served} "
-                  f"({r[f'{framework}_{variant}_delivered_fraction']:.0%})")
-        print(f"{label}: obskit CPU per request / contrib's: {r[f'{framework}_obskit_cpu_vs_contrib']:.2f}")
+                  f"{r[f'{framework}_{variant}_cpu_ratio']:>8.2f}{r[f'{framework}_{variant}_p99_ms']:>8.1f}"
+                  f"   {delivered}/{served} ({r[f'{framework}_{variant}_delivered_fraction']:.0%})")
+        print(f"{label}: obskit CPU per request / contrib's: {r[f'{framework}_obskit_cpu_vs_contrib']:.2f}"
+              + "".join(f"; / {NAMES[p]}'s: {r[f'{framework}_obskit_cpu_vs_{p}']:.2f}" for p in PEERS
+                        if f"{framework}_obskit_cpu_vs_{p}" in r))
+    if peers:
+        for peer in PEERS:
+            if not installed(peer):
+                print(f"{NAMES[peer]}: absent (pip install -e '.[bench]')")
     print("Targets: obskit >= 0.75x bare req/s; CPU per request <= 0.5x contrib's")
     return 0
 
