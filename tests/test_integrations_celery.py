@@ -40,14 +40,15 @@ from opentelemetry import metrics
 app = Celery("tasks", broker="{broker}", backend="redis://127.0.0.1:6379/0")
 app.conf.task_default_queue = os.environ["TASK_QUEUE"]
 app.conf.result_expires = 600
-# Recorded in the worker's main process, before the pool forks, then in every child.
+# A series initialised at zero in the worker's main process (as Prometheus advises), before the pool forks;
+# every child then adds to it.
 STARTED = metrics.get_meter("tasks").create_counter("tasks.started")
-STARTED.add(1, {{"where": "import"}})
+STARTED.add(0)
 
 
 @app.task
 def add(x, y):
-    STARTED.add(1, {{"where": "task"}})
+    STARTED.add(1)
     logging.getLogger("tasks").warning("adding %s %s in %s", x, y, os.getpid())
     return x + y
 
@@ -131,6 +132,12 @@ class Run:
             "messaging.message.id") == task_id]
 
 
+def one(items: list[Any], what: str, run: Run) -> Any:
+    """The single item of ``items``, else a failure saying what was counted, with the worker's output."""
+    assert len(items) == 1, f"{len(items)} x {what}\n{run.output[-4000:]}"
+    return items[0]
+
+
 def scrape(port: int) -> list[Any]:
     """Every sample of one scrape (none while the worker is not serving yet)."""
     try:
@@ -204,19 +211,20 @@ def check_tasks_traced_counted_and_logged(run: Run, n: int) -> None:
     lines = run.lines()
     traces = set()
     for task_id in run.ids["add"]:
-        (span,) = run.run_spans(task_id)
-        (producer,) = run.sends(task_id)
+        span = one(run.run_spans(task_id), f"run span of {task_id}", run)
+        producer = one(run.sends(task_id), f"send of {task_id}", run)
         assert span.name == "run/tasks.add" and span.trace_id == producer.trace_id, run.output[-3000:]
         assert span.parent_span_id == producer.span_id
         traces.add(span.trace_id)
         attrs = attributes(span.attributes)
         assert attrs["celery.task_name"] == "tasks.add" and attrs["celery.task_id"] == task_id
         assert attrs["celery.retries"] == 0 and attrs["celery.outcome"] == "success"
-        (line,) = [ln for ln in lines if ln["event"].startswith("adding ") and ln.get("task_id") == task_id]
+        line = one([ln for ln in lines if ln["event"].startswith("adding ") and ln.get("task_id") == task_id],
+                   f"line of {task_id}", run)
         assert line["task_name"] == "tasks.add"
         assert (line["trace_id"], line["span_id"]) == (span.trace_id.hex(), span.span_id.hex())
-        (record,) = [r for r in run.records if str(any_value(r.body)).startswith("adding ")
-                     and attributes(r.attributes).get("task_id") == task_id]
+        record = one([r for r in run.records if str(any_value(r.body)).startswith("adding ")
+                      and attributes(r.attributes).get("task_id") == task_id], f"record of {task_id}", run)
         assert (record.trace_id, record.span_id) == (span.trace_id, span.span_id)
         for what in ("received", "succeeded"):  # Celery's own lines, through obskit once each
             assert len([ln for ln in lines if f"[{task_id}] {what}" in ln["event"]]) == 1, what
@@ -238,17 +246,19 @@ def test_prefork_acceptance(tmp_path: Path, via_run: bool) -> None:
     children = {ln["event"].rsplit(" in ", 1)[1] for ln in run.lines() if ln["event"].startswith("adding ")}
     assert len(children) >= 4, children  # 10 adds, at most 3 per child: children were replaced
     # An OpenTelemetry API series first recorded in the main process, before the fork, still sums children.
-    assert run.sample("tasks_started_total", where="task") == N
+    assert run.sample("tasks_started_total") == N
 
     # The failing task: counted as a failure; its span is an error; Celery's line has the exception and trace.
     assert run.sample("celery_task_duration_seconds_count", task_name="tasks.fail", outcome="failure") == 1
-    (span,) = run.run_spans(run.ids["fail"])
+    span = one(run.run_spans(run.ids["fail"]), "run span of the failing task", run)
     assert attributes(span.attributes)["celery.outcome"] == "failure" and span.status.code == 2
-    (line,) = [ln for ln in run.lines() if ln.get("task_id") == run.ids["fail"] and ln["level"] == "error"]
+    line = one([ln for ln in run.lines() if ln.get("task_id") == run.ids["fail"] and ln["level"] == "error"],
+               "the failing task's error line", run)
     assert line["logger"] == "celery.app.trace" and line["task_name"] == "tasks.fail"
     assert "ValueError" in json.dumps(line["exception"]) and "boom" in json.dumps(line["exception"])
     assert (line["trace_id"], line["span_id"]) == (span.trace_id.hex(), span.span_id.hex())
-    (record,) = [r for r in run.records if r.severity_number >= 17 and r.trace_id == span.trace_id]
+    record = one([r for r in run.records if r.severity_number >= 17 and r.trace_id == span.trace_id],
+                 "the failing task's error record", run)
     assert "ValueError" in attributes(record.attributes).get("exception.type", "")
 
     # The retrying task: retry then success; attempt 2 is a child of the send that attempt 1's retry() made.
