@@ -371,6 +371,59 @@ def test_fastapi_integration_makes_one_route_named_span(native_tracing: bool) ->
         assert _server_spans(cap) == ["GET /items/{item_id}"]
 
 
+def _route_count(route: str) -> float:
+    from red_metrics import OPENMETRICS, count, samples
+
+    from obskit._metrics._exposition import render
+
+    return count(samples(render(OPENMETRICS)[0].decode()), http_route=route, http_request_method="GET")
+
+
+def test_fastapi_request_is_one_span_and_one_count_by_obskit_alone() -> None:
+    """By default obskit traces a FastAPI app itself and FastAPI's own telemetry is off: one span with the
+    stable HTTP attributes, the caller's trace continued, and the RED histogram counted once, not twice."""
+    import httpx
+
+    api = _fastapi_app()
+    parent = "00-" + secrets.token_hex(16) + "-" + secrets.token_hex(8) + "-01"
+
+    async def call() -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://app") as client:
+            return (await client.get("/items/3?x=1", headers={"traceparent": parent})).status_code
+
+    with capture(integrations=["fastapi"]) as cap:
+        before = _route_count("/items/{item_id}")
+        assert asyncio.run(call()) == 200
+        (span,) = cap.spans
+        assert span.name == "GET /items/{item_id}" and span.kind is SpanKind.SERVER
+        assert f"{span.context.trace_id:032x}" == parent.split("-")[1]
+        assert span.parent is not None and f"{span.parent.span_id:016x}" == parent.split("-")[2]
+        attrs = dict(span.attributes or {})
+        assert {k: attrs.get(k) for k in ("http.request.method", "url.path", "url.query", "url.scheme",
+                                          "http.route", "http.response.status_code", "server.address")} == {
+            "http.request.method": "GET", "url.path": "/items/3", "url.query": "x=1", "url.scheme": "http",
+            "http.route": "/items/{item_id}", "http.response.status_code": 200, "server.address": "app"}
+        assert _route_count("/items/{item_id}") - before == 1
+        assert not api._telemetry["tracing"] and not api._telemetry["metrics"]
+
+
+def test_asgi_middleware_options_use_opentelemetry_middleware() -> None:
+    """A per-request hook is an option only OpenTelemetry's middleware serves: given one, the span is made
+    there (the hook runs on it), still named by route."""
+    from obskit.integrations.asgi import ObskitASGIMiddleware
+
+    seen: list[str] = []
+
+    def hook(span: Any, scope: dict[str, Any]) -> None:
+        seen.append(scope["path"])
+
+    with capture(integrations="none") as cap:
+        app = ObskitASGIMiddleware(_fastapi_app(native_tracing=False), server_request_hook=hook)
+        assert _asgi_get(app, "/items/4") == 200
+        assert seen == ["/items/4"]
+        assert _server_spans(cap) == ["GET /items/{item_id}"]
+
+
 def test_fastapi_request_is_one_span_unless_operation_spans() -> None:
     """FastAPI's native operation spans (dependencies, endpoint, serialization) are off by default: a request
     is one span; ``operation_spans=True`` keeps them, under the one server span."""

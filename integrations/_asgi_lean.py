@@ -1,0 +1,144 @@
+"""The common ASGI request, traced in one pass: no per-request hooks, header capture or WebSocket events.
+
+OpenTelemetry's ``OpenTelemetryMiddleware`` serves every option a user can ask for (request and response
+hooks, captured headers, ``receive``/``send`` spans, both generations of the HTTP conventions), and pays for
+them on every request. When none is asked for, which is obskit's default, this module starts the SERVER span
+with the stable HTTP attributes computed once from the scope, makes it current while the app runs, and ends
+it with the response's status: the same span, for a fraction of the work. ``ObskitASGIMiddleware`` falls back
+to the contrib middleware as soon as an option needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+__all__ = ["asks_for_contrib", "end_server_span", "request_attributes", "start_server_span"]
+
+Scope = MutableMapping[str, Any]
+
+# Environment variables that switch on work only the contrib middleware does (captured headers).
+_CONTRIB_ENV = ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE")
+
+
+def asks_for_contrib(options: dict[str, Any]) -> bool:
+    """Whether the user's middleware options or environment need OpenTelemetry's middleware."""
+    return bool(options) or any(os.environ.get(v) for v in _CONTRIB_ENV)
+
+
+class _HeadersGetter(Getter[dict[str, list[str]]]):
+    def get(self, carrier: dict[str, list[str]], key: str) -> list[str] | None:
+        return carrier.get(key)
+
+    def keys(self, carrier: dict[str, list[str]]) -> list[str]:
+        return list(carrier)
+
+
+_GETTER = _HeadersGetter()
+_tracer: trace.Tracer | None = None
+
+
+def _get_tracer() -> trace.Tracer:
+    """The global provider's tracer, taken once: obskit's global provider forwards to whichever provider
+    ``init()`` installed last, so a later re-initialisation is followed."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer("obskit.integrations.asgi")
+    return _tracer
+
+
+def _latin1(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def request_attributes(scope: Scope, method: str,
+                       route: str | None) -> tuple[dict[str, Any], otel_context.Context | None]:
+    """The stable HTTP server attributes of the request, and the context its caller propagated (None: none).
+
+    ``method`` is already normalised (``_OTHER`` for an unknown verb, whose original is kept as
+    ``http.request.method_original``).
+    """
+    attrs: dict[str, Any] = {"http.request.method": method}
+    raw_method = scope.get("method")
+    if method == "_OTHER" and raw_method:
+        attrs["http.request.method_original"] = raw_method
+    scheme = scope.get("scheme")
+    if scheme:
+        attrs["url.scheme"] = scheme
+    path = scope.get("path")
+    if path:
+        attrs["url.path"] = path
+    query = scope.get("query_string")
+    if query:
+        attrs["url.query"] = _latin1(query)
+    version = scope.get("http_version")
+    if version:
+        attrs["network.protocol.version"] = version
+    if route:
+        attrs["http.route"] = route
+    client = scope.get("client")
+    if client:
+        attrs["client.address"] = client[0]
+        if len(client) > 1 and client[1] is not None:
+            attrs["client.port"] = client[1]
+    host: str | None = None
+    carrier: dict[str, list[str]] | None = None
+    fields = propagate.get_global_textmap().fields
+    for name, value in scope.get("headers") or ():
+        if name == b"host":
+            host = _latin1(value)
+        elif name == b"user-agent":
+            attrs["user_agent.original"] = _latin1(value)
+        else:
+            key = _latin1(name).lower()
+            if key in fields:
+                if carrier is None:
+                    carrier = {}
+                carrier.setdefault(key, []).append(_latin1(value))
+    if host:
+        address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if address and port.isdigit():
+            attrs["server.address"], attrs["server.port"] = address, int(port)
+        else:
+            attrs["server.address"] = host
+    else:
+        server = scope.get("server")
+        if server:
+            attrs["server.address"] = server[0]
+            if len(server) > 1 and server[1] is not None:
+                attrs["server.port"] = server[1]
+    parent = propagate.extract(carrier, getter=_GETTER) if carrier is not None else None
+    return attrs, parent
+
+
+def start_server_span(name: str, attrs: dict[str, Any],
+                      parent: otel_context.Context | None) -> tuple[trace.Span, object]:
+    """Start the SERVER span and make it current; returns it and the token :func:`end_server_span` needs."""
+    span = _get_tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+    token = otel_context.attach(trace.set_span_in_context(span, parent))
+    return span, token
+
+
+def end_server_span(span: trace.Span, token: object, status: int | None, exc: BaseException | None) -> None:
+    """Record the outcome (server spans are errors for 5xx and exceptions only), leave it and end it."""
+    try:
+        if span.is_recording():
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            elif status is not None and status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+                if "error.type" not in (getattr(span, "attributes", None) or {}):
+                    span.set_attribute("error.type", str(status))
+    finally:
+        otel_context.detach(token)  # type: ignore[arg-type]
+        span.end()
