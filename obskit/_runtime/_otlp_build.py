@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from .._config import Config
 from ._redact import REDACTED
+from ._wire import grpc_exporter_class, http_exporter_class
 
 __all__ = ["build_otlp_exporter"]
 
@@ -53,10 +54,8 @@ def _grpc(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]
     import grpc  # type: ignore[import-untyped]
 
     G: Any
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as G
-    elif signal == "logs":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as G
+    if signal in ("traces", "logs"):
+        G = grpc_exporter_class(signal)  # the SDK's, its request parsed from obskit's fast encoding (_wire)
     else:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as G
     secure = endpoint.startswith("https://")
@@ -78,10 +77,8 @@ def _http(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]
     from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS, Compression
 
     H: Any
-    if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as H
-    elif signal == "logs":
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as H
+    if signal in ("traces", "logs"):
+        H = http_exporter_class(signal)  # the SDK's, sending obskit's fast encoding (_wire)
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as H
     client_cert: str | tuple[str, str] | None = config.otlp_client_certificate
