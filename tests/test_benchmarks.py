@@ -18,6 +18,11 @@ BENCHMARKS = Path(__file__).parent / "benchmarks"
 CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_db": ({"n": 20, "rounds": 1}, {f"{side}_{key}" for side in ("sqlalchemy", "psycopg2") for key in (
         "bare_us", "obskit_us", "ratio", "overhead_us")} | {"sdk_span_us", "emitted", "delivered"}),
+    "bench_export": ({"n": 16, "rounds": 1, "batch": 8}, {f"{signal}_{key}" for signal in ("span", "log")
+                                                          for key in (
+        "sdk_us", "obskit_us", "ratio", "grpc_sdk_us", "grpc_obskit_us", "grpc_ratio")} | {
+        f"export_{signal}_{key}" for signal in ("span", "log") for key in (
+            "sdk_us", "obskit_us", "ratio", "sdk_delivered", "obskit_delivered", "emitted")}),
     "bench_burst": ({"n": 200, "rounds": 1}, {f"{side}_{key}" for side in ("raw", "obskit") for key in (
         "emit_s", "shutdown_s", "first_export_s", "delivered", "delivered_fraction")}
         | {"emitted", "ratio", "obskit_accounted_fraction"}),
