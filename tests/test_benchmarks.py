@@ -49,6 +49,15 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
         "obskit_delivered", "obskit_delivered_fraction", "contrib_served", "bare_cpu_us", "obskit_cpu_us",
         "contrib_cpu_us", "obskit_cpu_ratio", "obskit_cpu_vs_contrib", "bare_p99_ms", "obskit_p99_ms",
         "contrib_p99_ms")}),  # contrib may deliver 0
+    "bench_startup": ({"rounds": 1, "peers": False}, {f"{side}_{key}" for side in ("obskit", "hand")
+                                                      for key in (
+        "start_ms", "exit_ms", "export_ms", "after_ms", "teardown_ms", "delivered", "emitted")}
+        | {"python_start_ms", "python_exit_ms", "start_vs_hand", "exit_vs_hand"}),
+    "bench_memory": ({"seconds": 1, "connections": 4, "peers": False, "top": 3}, {
+        f"{side}_{collector}_{key}" for side in ("obskit", "contrib") for collector in ("up", "down")
+        for key in ("idle_mb", "rss_mb", "hwm_mb", "served")} | {
+        "bare_up_rss_mb", "obskit_up_delivered", "up_ratio", "down_ratio", "obskit_held_kb",
+        "contrib_held_kb", "held_ratio", "obskit_modules", "contrib_modules"}),  # contrib may deliver 0
     "bench_aiohttp": ({"n": 20, "rounds": 1}, {"bare_us", "obskit_us", "ratio", "overhead_us",
                                                "server_only_us", "server_only_ratio", "served", "delivered",
                                                "delivered_fraction"}),
