@@ -384,6 +384,10 @@ def serve(framework: str, variant: str, endpoint: str, *, sentry_dsn: str = "", 
         elif variant == "ddtrace":
             runner = [str(BIN / "ddtrace-run")]
             env.update(DD_SERVICE=f"bench-{framework}-ddtrace", OTEL_TRACES_EXPORTER="otlp")
+        if variant != "logfire":
+            # The bench extra's logfire registers a Pydantic plugin that every FastAPI app would import (with
+            # rich): without it, the other variants run as where logfire is not installed.
+            env["PYDANTIC_DISABLE_PLUGINS"] = "logfire-plugin"
         env.update(extra_env or {})
         if framework == "fastapi":
             cmd = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
