@@ -340,8 +340,8 @@ def test_empty_batches_match_the_sdk() -> None:
 
 def test_attribute_cache_stays_bounded_and_skips_long_values(
         tracer_and_spans: tuple[Any, InMemorySpanExporter]) -> None:
-    """The key/value cache never holds more than CACHE_MAX pairs, and a long value (a unique URL) is never
-    kept in it."""
+    """The key/value and key caches never hold more than CACHE_MAX entries, and a long value (a unique URL)
+    is never kept."""
     tracer, memory = tracer_and_spans
     _wire._kv_cache.clear()
     with tracer.start_as_current_span("s", attributes={f"k{i}": i for i in range(100)} | {"url": "x" * 300}):
@@ -349,7 +349,7 @@ def test_attribute_cache_stays_bounded_and_skips_long_values(
     spans = list(memory.get_finished_spans())
     for start in range(0, _wire.CACHE_MAX + 500, 100):
         _wire._attributes(b"\x4a", {f"k{i}": i for i in range(start, start + 100)})
-        assert len(_wire._kv_cache) <= _wire.CACHE_MAX
+        assert len(_wire._kv_cache) <= _wire.CACHE_MAX and len(_wire._key_cache) <= _wire.CACHE_MAX
     _wire._kv_cache.clear()
     assert_same_spans(spans, _wire.encode_spans(spans))
     assert ("url", "x" * 300) not in _wire._kv_cache and ("k5", 5) in _wire._kv_cache

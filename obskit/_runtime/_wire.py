@@ -164,6 +164,28 @@ def _kv(key: Any, value: Any) -> bytes:
 
 
 _kv_cache: dict[tuple[Any, ...], bytes] = {}
+_key_cache: dict[str, bytes] = {}
+
+
+def _kv_scalar(key: Any, value: Any, t: type) -> bytes:
+    """``_kv`` for a str or int value, with the key's field from its own cache: a key repeats even where
+    its value does not (a client port, a request id)."""
+    kf = _key_cache.get(key)
+    if kf is None:
+        if type(key) is not str:
+            return _kv(key, value)
+        kf = _text(b"\x0a", key) if key else b""
+        if len(key) <= CACHE_CHARS:
+            if len(_key_cache) >= CACHE_MAX:
+                _key_cache.clear()
+            _key_cache[key] = kf
+    if t is int:
+        a = b"\x18" + _int64(value)
+    else:
+        b = value.encode()
+        a = b"\x0a" + _varint(len(b)) + b
+    body = kf + b"\x12" + _varint(len(a)) + a
+    return _varint(len(body)) + body
 
 
 def _items(attrs: Mapping[str, Any]) -> Any:
@@ -186,7 +208,7 @@ def _attributes(tag: bytes, attrs: Mapping[str, Any]) -> bytes:
         if t is str or t is int:
             kv = get((k, v))
             if kv is None:
-                kv = _kv(k, v)
+                kv = _kv_scalar(k, v, t)
                 if type(k) is str and (t is int or len(k) + len(v) <= CACHE_CHARS):
                     if len(cache) >= CACHE_MAX:
                         cache.clear()
