@@ -355,6 +355,19 @@ def installed(peer: str) -> bool:
     return importlib.util.find_spec(PEER_MODULES[peer]) is not None
 
 
+def peer_args(argv: list[str] | None) -> tuple[list[str], bool]:
+    """A benchmark's positional arguments, and whether the peers run (``--no-peers`` leaves them out)."""
+    args = sys.argv[1:] if argv is None else argv
+    return [a for a in args if a != "--no-peers"], "--no-peers" not in args
+
+
+def print_absent(peers: bool) -> None:
+    """A line for each peer asked for but not installed."""
+    for peer in PEERS if peers else ():
+        if not installed(peer):
+            print(f"{NAMES[peer]}: absent (pip install -e '.[bench]')")
+
+
 def _env(endpoint: str) -> dict[str, str]:
     """This process's environment less every telemetry setting, plus the benchmark's OTLP receiver."""
     env = {k: v for k, v in os.environ.items()
@@ -466,9 +479,7 @@ NAMES = {"obskit": "obskit", "contrib": "OTel contrib", "logfire": "Logfire", "s
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    peers = "--no-peers" not in args
-    args = [a for a in args if a != "--no-peers"]
+    args, peers = peer_args(argv)
     seconds = float(args[0]) if args else 10.0
     connections = int(args[1]) if len(args) > 1 else 32
     rounds = int(args[2]) if len(args) > 2 else 3
@@ -492,10 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label}: obskit CPU per request / contrib's: {r[f'{framework}_obskit_cpu_vs_contrib']:.2f}"
               + "".join(f"; / {NAMES[p]}'s: {r[f'{framework}_obskit_cpu_vs_{p}']:.2f}" for p in PEERS
                         if f"{framework}_obskit_cpu_vs_{p}" in r))
-    if peers:
-        for peer in PEERS:
-            if not installed(peer):
-                print(f"{NAMES[peer]}: absent (pip install -e '.[bench]')")
+    print_absent(peers)
     print("Targets: obskit >= 0.75x bare req/s; CPU per request <= 0.5x contrib's")
     return 0
 

@@ -43,6 +43,8 @@ from bench_http import (  # the same apps, servers, receivers and peers as the t
     _server_spans,
     _wrk,
     installed,
+    peer_args,
+    print_absent,
     serve,
     session_pids,
 )
@@ -202,9 +204,7 @@ def run(seconds: float = 60.0, connections: int = 8, rounds: int = 1, peers: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    peers = "--no-peers" not in args
-    args = [a for a in args if a != "--no-peers"]
+    args, peers = peer_args(argv)
     seconds = float(args[0]) if args else 60.0
     connections = int(args[1]) if len(args) > 1 else 8
     rounds = int(args[2]) if len(args) > 2 else 1
@@ -227,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r[f'{key}_rss_mb'] / r[f'contrib_{collector}_rss_mb']:>11.2f}   {shown}")
     print(f"obskit RSS / contrib's: collector up {r['up_ratio']:.2f}x, down {r['down_ratio']:.2f}x"
           + "".join(f"; / {NAMES[p]}'s {r[f'up_vs_{p}']:.2f}x" for p in PEERS if f"up_vs_{p}" in r))
-    if peers:
-        for peer in PEERS:
-            if not installed(peer):
-                print(f"{NAMES[peer]}: absent (pip install -e '.[bench]')")
+    print_absent(peers)
     print(f"tracemalloc after the load (allocations since the app's first import): obskit "
           f"{r['obskit_held_kb']:.0f} KiB, contrib {r['contrib_held_kb']:.0f} KiB ({r['held_ratio']:.2f}x); "
           "by package, largest differences first:")

@@ -42,7 +42,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_http import PEERS, SentryReceiver, _env, installed  # the same receivers and peers as bench_http
+from bench_http import (  # the same receivers and peers as bench_http
+    PEERS,
+    SentryReceiver,
+    _env,
+    installed,
+    peer_args,
+    print_absent,
+)
 from otlp_receiver import OTLPReceiver, attributes
 
 SETUP = {
@@ -244,9 +251,7 @@ def run(rounds: int = 10, peers: bool = True) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    peers = "--no-peers" not in args
-    args = [a for a in args if a != "--no-peers"]
+    args, peers = peer_args(argv)
     rounds = int(args[0]) if args else 10
     r = run(rounds, peers)
     print(f"fresh Python processes, variants alternating, medians of {rounds} rounds; OTLP/HTTP "
@@ -265,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if f"start_vs_{other}" in r:
             print(f"obskit / {NAMES[other]}: start {r[f'start_vs_{other}']:.2f}x, "
                   f"exit {r[f'exit_vs_{other}']:.2f}x")
-    if peers:
-        for peer in PEERS:
-            if not installed(peer):
-                print(f"{NAMES[peer]}: absent (pip install -e '.[bench]')")
+    print_absent(peers)
     print("Targets: obskit start <= 1.0x the hand-written stack's; obskit after (exit - export) <= 50 ms")
     return 0
 
