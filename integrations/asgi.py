@@ -6,7 +6,9 @@
 Starlette and FastAPI apps need no wiring: ``integrations=["starlette"]`` / ``["fastapi"]`` (or "auto") calls
 :func:`instrument_starlette`, which puts this middleware in every app.
 
-Built on ``opentelemetry-instrumentation-asgi``. An incoming W3C ``traceparent`` is continued, so the span
+The span is made in one pass (:mod:`obskit.integrations._server_span`), or by
+``opentelemetry-instrumentation-asgi``'s
+middleware when an option needs it. An incoming W3C ``traceparent`` is continued, so the span
 joins the caller's trace; while the request runs that span is current, so every log line written for it
 (the app's, and the server's access line) carries its ``trace_id``. The ASGI ``receive``/``send`` child
 spans are left out by default: one request, one span.
@@ -29,7 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
-from obskit.integrations import _asgi_lean, _http_server
+from obskit.integrations import _http_server, _server_span
 from obskit.integrations._contract import Integration
 from obskit.integrations._http_server import ServerRequest
 
@@ -139,8 +141,8 @@ class ObskitASGIMiddleware:
         from opentelemetry.metrics import NoOpMeterProvider
         from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
 
-        # The one-pass path (_asgi_lean) unless an option or the environment needs the contrib middleware.
-        self._lean = not _asgi_lean.asks_for_contrib(otel_options)
+        # The one-pass path (_server_span) unless an option or the environment needs the contrib middleware.
+        self._lean = not _server_span.asks_for_contrib(otel_options)
         otel_options.setdefault("exclude_spans", ["receive", "send"])
         otel_options.setdefault("default_span_details", self._span_details)
         # obskit records the RED metrics itself (_http_server): with the route, the status and error.type.
@@ -189,11 +191,11 @@ class ObskitASGIMiddleware:
             await self._otel(scope, receive, send)
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send, request: ServerRequest) -> None:
-        """One request in one pass: the span, its attributes and its outcome (see ``_asgi_lean``)."""
+        """One request in one pass: the span, its attributes and its outcome (see ``_server_span``)."""
         route = _route(scope.get("app") or self.app, scope)
         request.route = route
-        attrs, parent = _asgi_lean.request_attributes(scope, request.method, route)
-        span, token = _asgi_lean.start_server_span(request.span_name, attrs, parent)
+        attrs, parent = _server_span.request_attributes(scope, request.method, route)
+        span, token = _server_span.start_server_span(request.span_name, attrs, parent)
         failure: BaseException | None = None
         try:
             await self._errors(scope, receive, send)
@@ -201,7 +203,7 @@ class ObskitASGIMiddleware:
             failure = exc
             raise
         finally:
-            _asgi_lean.end_server_span(span, token, request.status, failure)
+            _server_span.end_server_span(span, token, request.status, failure)
 
     def _excluded(self, scope: Scope) -> bool:
         paths = self._excluded_paths if self._excluded_paths is not None else _http_server.excluded_paths()

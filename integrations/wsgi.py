@@ -6,7 +6,9 @@
 Flask and Django apps need no wiring: the ``flask`` and ``django`` integrations put this middleware in every
 app and name its span by route.
 
-Built on ``opentelemetry-instrumentation-wsgi``. An incoming W3C ``traceparent`` is continued, and the span
+The span is made in one pass (:mod:`obskit.integrations._server_span`), or by
+``opentelemetry-instrumentation-wsgi``'s
+middleware when an option needs it. An incoming W3C ``traceparent`` is continued, and the span
 stays current while the app runs and while the server iterates the response body, so log lines written for
 the request carry its ``trace_id``. The span ends when the server closes the response.
 
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.util import request_uri
 
-from obskit.integrations import _http_server
+from obskit.integrations import _http_server, _server_span
 from obskit.integrations._contract import Integration
 from obskit.integrations._http_server import ServerRequest
 
@@ -60,6 +62,42 @@ class _Body:
                 close()
         finally:
             self._request.finish()
+
+
+class _SpanBody:
+    """The response of a request traced in one pass: the app's response is closed and the span ended (and
+    no longer current) as soon as the server has iterated it, as OpenTelemetry's middleware does, or when the
+    server closes it without iterating to the end."""
+
+    def __init__(self, result: Iterable[bytes], span: Any, token: object, request: ServerRequest) -> None:
+        self._result = result
+        self._span = span
+        self._token = token
+        self._request = request
+        self._failure: BaseException | None = None
+        self._ended = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._result
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _server_span.end_server_span(self._span, self._token, self._request.status, self._failure)
 
 
 class _InSpan:
@@ -120,9 +158,12 @@ class ObskitWSGIMiddleware:
             raise ImportError(f"obskit.integrations.wsgi needs opentelemetry-instrumentation-wsgi ({exc}); "
                               "install it with: pip install 'obskit[wsgi]'") from exc
         self.app = app
+        # The one-pass path (_server_span) unless an option or the environment needs the contrib middleware.
+        self._lean = not _server_span.asks_for_contrib(otel_options)
+        self._in_span = _InSpan(app)
         # obskit records the RED metrics itself, after the body is sent and with the route.
         otel_options.setdefault("meter_provider", NoOpMeterProvider())
-        self._otel = OpenTelemetryMiddleware(_InSpan(app), **otel_options)
+        self._otel = OpenTelemetryMiddleware(self._in_span, **otel_options)
         self._excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
                           else get_excluded_urls("WSGI"))
         if isinstance(excluded_paths, str):
@@ -140,11 +181,26 @@ class ObskitWSGIMiddleware:
                 request_uri(environ))):
             return self.app(environ, start_response)
         protocol = str(environ.get("SERVER_PROTOCOL", ""))
-        environ[_REQUEST] = ServerRequest(str(environ.get("REQUEST_METHOD", "")),
-                                          str(environ.get("wsgi.url_scheme", "http")),
-                                          protocol.partition("/")[2] or None)
+        environ[_REQUEST] = request = ServerRequest(str(environ.get("REQUEST_METHOD", "")),
+                                                    str(environ.get("wsgi.url_scheme", "http")),
+                                                    protocol.partition("/")[2] or None)
+        if self._lean:
+            return self._traced(environ, start_response, request)
         result: Iterable[bytes] = self._otel(environ, start_response)
         return result
+
+    def _traced(self, environ: WSGIEnvironment, start_response: StartResponse,
+                request: ServerRequest) -> Iterable[bytes]:
+        """One request in one pass (see ``_server_span``): the span is current from here until the server
+        closes the response, as OpenTelemetry's middleware keeps it."""
+        attrs, parent = _server_span.wsgi_request_attributes(environ, request.method)
+        span, token = _server_span.start_server_span(request.span_name, attrs, parent)
+        try:
+            result = self._in_span(environ, start_response)
+        except BaseException as exc:
+            _server_span.end_server_span(span, token, request.status, exc)
+            raise
+        return _SpanBody(result, span, token, request)
 
 
 def instrument_wsgi(app: WSGIApplication, **options: Any) -> ObskitWSGIMiddleware:

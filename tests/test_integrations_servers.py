@@ -424,6 +424,79 @@ def test_asgi_middleware_options_use_opentelemetry_middleware() -> None:
         assert _server_spans(cap) == ["GET /items/{item_id}"]
 
 
+def _wsgi_call(app: Any, path: str, headers: dict[str, str] | None = None) -> tuple[str, bytes]:
+    """Serve one request the way a WSGI server does: call, iterate the body, close it."""
+    from wsgiref.util import setup_testing_defaults
+
+    environ: dict[str, Any] = {"PATH_INFO": path, "REMOTE_ADDR": "10.1.2.3", "HTTP_USER_AGENT": "probe/1",
+                               **{f"HTTP_{k.upper().replace('-', '_')}": v
+                                  for k, v in (headers or {}).items()}}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    body = app(environ, lambda s, h, e=None: status.append(s))
+    try:
+        data = b"".join(body)
+    finally:
+        body.close()
+    return status[0], data
+
+
+def _plain_wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+    if environ["PATH_INFO"] == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body() -> Iterator[bytes]:
+            obskit.get_logger("app").info("streaming")  # while the server iterates the body
+            yield b"chunk"
+
+        return body()
+    if environ["PATH_INFO"] == "/boom":
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"down"]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def test_wsgi_request_is_one_span_with_the_stable_attributes() -> None:
+    """The WSGI middleware's own one-pass span: the caller's trace continued, the stable HTTP attributes,
+    the status, a 5xx marked as an error, and the span current while the server iterates the body."""
+    from obskit.integrations.wsgi import ObskitWSGIMiddleware
+
+    parent = "00-" + secrets.token_hex(16) + "-" + secrets.token_hex(8) + "-01"
+    with capture(integrations="none") as cap:
+        app = ObskitWSGIMiddleware(_plain_wsgi)
+        assert _wsgi_call(app, "/items/9", {"traceparent": parent}) == ("200 OK", b"ok")
+        assert _wsgi_call(app, "/boom") == ("503 Service Unavailable", b"down")
+        assert _wsgi_call(app, "/stream") == ("200 OK", b"chunk")
+        ok, boom, stream = cap.spans
+        (line,) = cap.events("streaming")
+    assert line["trace_id"] == f"{stream.context.trace_id:032x}"
+    assert ok.kind is SpanKind.SERVER and ok.name == "GET"
+    assert f"{ok.context.trace_id:032x}" == parent.split("-")[1]
+    assert ok.parent is not None and f"{ok.parent.span_id:016x}" == parent.split("-")[2]
+    attrs = dict(ok.attributes or {})
+    assert {k: attrs.get(k) for k in ("http.request.method", "url.path", "url.scheme", "client.address",
+                                      "user_agent.original", "http.response.status_code",
+                                      "network.protocol.version")} == {
+        "http.request.method": "GET", "url.path": "/items/9", "url.scheme": "http",
+        "client.address": "10.1.2.3",
+        "user_agent.original": "probe/1", "http.response.status_code": 200, "network.protocol.version": "1.0"}
+    assert ok.status.status_code is StatusCode.UNSET
+    assert boom.status.status_code is StatusCode.ERROR and boom.attributes["error.type"] == "503"
+
+
+def test_wsgi_middleware_options_use_opentelemetry_middleware() -> None:
+    """A request hook only OpenTelemetry's WSGI middleware serves: given one, the span is made there."""
+    from obskit.integrations.wsgi import ObskitWSGIMiddleware
+
+    seen: list[str] = []
+    with capture(integrations="none") as cap:
+        app = ObskitWSGIMiddleware(_plain_wsgi, request_hook=lambda span, environ: seen.append(
+            environ["PATH_INFO"]))
+        assert _wsgi_call(app, "/items/9")[0] == "200 OK"
+        assert seen == ["/items/9"] and [s.kind for s in cap.spans] == [SpanKind.SERVER]
+
+
 def test_fastapi_request_is_one_span_unless_operation_spans() -> None:
     """FastAPI's native operation spans (dependencies, endpoint, serialization) are off by default: a request
     is one span; ``operation_spans=True`` keeps them, under the one server span."""

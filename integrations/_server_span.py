@@ -1,11 +1,13 @@
-"""The common ASGI request, traced in one pass: no per-request hooks, header capture or WebSocket events.
+"""The common HTTP request (ASGI or WSGI), traced in one pass: no per-request hooks, captured headers or
+WebSocket events.
 
-OpenTelemetry's ``OpenTelemetryMiddleware`` serves every option a user can ask for (request and response
-hooks, captured headers, ``receive``/``send`` spans, both generations of the HTTP conventions), and pays for
-them on every request. When none is asked for, which is obskit's default, this module starts the SERVER span
-with the stable HTTP attributes computed once from the scope, makes it current while the app runs, and ends
-it with the response's status: the same span, for a fraction of the work. ``ObskitASGIMiddleware`` falls back
-to the contrib middleware as soon as an option needs it.
+OpenTelemetry's ``OpenTelemetryMiddleware`` (ASGI and WSGI alike) serves every option a user can ask for
+(request and response hooks, captured headers, ``receive``/``send`` spans, both generations of the HTTP
+conventions), and pays for them on every request. When none is asked for, which is obskit's default, this
+module starts the SERVER span with the stable HTTP attributes computed once from the scope or environ, makes
+it current while the app runs, and ends it with the response's status: the same span, for a fraction of the
+work. ``ObskitASGIMiddleware`` and ``ObskitWSGIMiddleware`` fall back to the contrib middleware as soon as an
+option needs it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-__all__ = ["asks_for_contrib", "end_server_span", "request_attributes", "start_server_span"]
+__all__ = ["asks_for_contrib", "end_server_span", "request_attributes", "start_server_span",
+           "wsgi_request_attributes"]
 
 Scope = MutableMapping[str, Any]
 
 # Environment variables that switch on work only the contrib middleware does (captured headers).
 _CONTRIB_ENV = ("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
                 "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE")
+_ENVIRON_FIELDS: dict[str, str] = {}  # propagator field -> WSGI environ key (traceparent -> HTTP_TRACEPARENT)
 
 
 def asks_for_contrib(options: dict[str, Any]) -> bool:
@@ -114,6 +118,58 @@ def request_attributes(scope: Scope, method: str,
             attrs["server.address"] = server[0]
             if len(server) > 1 and server[1] is not None:
                 attrs["server.port"] = server[1]
+    parent = propagate.extract(carrier, getter=_GETTER) if carrier is not None else None
+    return attrs, parent
+
+
+def wsgi_request_attributes(environ: MutableMapping[str, Any],
+                            method: str) -> tuple[dict[str, Any], otel_context.Context | None]:
+    """What :func:`request_attributes` gives for an ASGI scope, from a WSGI environ."""
+    attrs: dict[str, Any] = {"http.request.method": method}
+    raw_method = environ.get("REQUEST_METHOD")
+    if method == "_OTHER" and raw_method:
+        attrs["http.request.method_original"] = raw_method
+    attrs["url.scheme"] = environ.get("wsgi.url_scheme", "http")
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if path:
+        attrs["url.path"] = path
+    query = environ.get("QUERY_STRING")
+    if query:
+        attrs["url.query"] = query
+    protocol = environ.get("SERVER_PROTOCOL", "")
+    if protocol.startswith("HTTP/"):
+        attrs["network.protocol.version"] = protocol[5:]
+    host = environ.get("HTTP_HOST")
+    if host:
+        address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if address and port.isdigit():
+            attrs["server.address"], attrs["server.port"] = address, int(port)
+        else:
+            attrs["server.address"] = host
+    elif environ.get("SERVER_NAME"):
+        attrs["server.address"] = environ["SERVER_NAME"]
+        port = str(environ.get("SERVER_PORT", ""))
+        if port.isdigit():
+            attrs["server.port"] = int(port)
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent:
+        attrs["user_agent.original"] = agent
+    client = environ.get("REMOTE_ADDR")
+    if client:
+        attrs["client.address"] = client
+        port = str(environ.get("REMOTE_PORT", ""))
+        if port.isdigit():
+            attrs["client.port"] = int(port)
+    carrier: dict[str, list[str]] | None = None
+    for field in propagate.get_global_textmap().fields:
+        key = _ENVIRON_FIELDS.get(field)
+        if key is None:
+            key = _ENVIRON_FIELDS.setdefault(field, "HTTP_" + field.upper().replace("-", "_"))
+        value = environ.get(key)
+        if value:
+            if carrier is None:
+                carrier = {}
+            carrier[field] = [value]
     parent = propagate.extract(carrier, getter=_GETTER) if carrier is not None else None
     return attrs, parent
 
