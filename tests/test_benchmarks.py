@@ -99,3 +99,25 @@ def test_logging_benchmark_main_prints_its_table(capsys: pytest.CaptureFixture[s
     """bench_logging.main(argv) runs end to end with a small n and prints the ratio."""
     assert _load("bench_logging").main(["100"]) == 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_sentry_receiver_counts_the_transactions_of_each_project() -> None:
+    """bench_http's loopback Sentry counts transaction items per project, plain or gzipped, items with or
+    without a length, and never a line inside a payload that merely looks like an item header."""
+    import gzip
+    import urllib.request
+
+    bench_http = _load("bench_http")
+    payload = b'one\n{"type":"transaction"}\nthree'  # an attachment whose second line reads as a header
+    envelope = (b'{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc"}\n'
+                b'{"type":"transaction","length":2}\n{}\n'
+                b'{"type":"attachment","length":%d}\n%s\n'
+                b'{"type":"transaction"}\n{"spans":[]}\n'
+                b'{"type":"client_report"}\n{}\n') % (len(payload), payload)
+    with bench_http.SentryReceiver() as sentry:
+        for body, headers in ((envelope, {}), (gzip.compress(envelope), {"Content-Encoding": "gzip"})):
+            request = urllib.request.Request(f"http://127.0.0.1:{sentry.port}/api/7/envelope/", data=body,
+                                             headers=headers, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+        assert (sentry.transactions(7), sentry.transactions(8), len(sentry.arrivals)) == (4, 0, 2)
