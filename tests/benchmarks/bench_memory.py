@@ -177,12 +177,12 @@ def run(seconds: float = 60.0, connections: int = 8, rounds: int = 1, peers: boo
                          else _server_spans(rx, f"bench-fastapi-{variant}"))
                 figures["delivered"] = float(after - before)
                 runs[(variant, collector)].append(figures)
-        for (variant, collector), figures in runs.items():
+        for (variant, collector), measured in runs.items():
             key = f"{variant}_{collector}"
             for name in ("idle_mb", "rss_mb", "hwm_mb"):
-                out[f"{key}_{name}"] = statistics.median(f[name] for f in figures)
+                out[f"{key}_{name}"] = statistics.median(f[name] for f in measured)
             for name in ("served", "delivered"):
-                out[f"{key}_{name}"] = sum(f[name] for f in figures)
+                out[f"{key}_{name}"] = sum(f[name] for f in measured)
         for collector in ("up", "down"):
             out[f"{collector}_ratio"] = out[f"obskit_{collector}_rss_mb"] / out[f"contrib_{collector}_rss_mb"]
         for peer in PEERS:
