@@ -21,7 +21,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-__all__ = ["asks_for_contrib", "end_server_span", "request_attributes", "start_server_span",
+__all__ = ["asks_for_contrib", "end_server_span", "excluded_urls", "request_attributes", "start_server_span",
            "wsgi_request_attributes"]
 
 Scope = MutableMapping[str, Any]
@@ -35,6 +35,16 @@ _ENVIRON_FIELDS: dict[str, str] = {}  # propagator field -> WSGI environ key (tr
 def asks_for_contrib(options: dict[str, Any]) -> bool:
     """Whether the user's middleware options or environment need OpenTelemetry's middleware."""
     return bool(options) or any(os.environ.get(v) for v in _CONTRIB_ENV)
+
+
+def excluded_urls(given: str | None, kind: str) -> Any:
+    """OpenTelemetry's exclusion list for ``given`` (or its ``OTEL_PYTHON_<kind>_EXCLUDED_URLS``), or None
+    when it excludes nothing: an empty list is still a true object, and the request's URL would be built
+    on every request only to be matched against no pattern."""
+    from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
+
+    found = parse_excluded_urls(given) if given is not None else get_excluded_urls(kind)
+    return found if getattr(found, "_excluded_urls", True) else None
 
 
 class _HeadersGetter(Getter[dict[str, list[str]]]):

@@ -139,7 +139,6 @@ class ObskitASGIMiddleware:
                  **otel_options: Any) -> None:
         otel_asgi = _otel()
         from opentelemetry.metrics import NoOpMeterProvider
-        from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
 
         # The one-pass path (_server_span) unless an option or the environment needs the contrib middleware.
         self._lean = not _server_span.asks_for_contrib(otel_options)
@@ -151,8 +150,7 @@ class ObskitASGIMiddleware:
         self._default_span_details = otel_asgi.get_default_span_details
         self._url_of = otel_asgi.get_host_port_url_tuple
         self._errors = _InSpan(app)
-        self._excluded_urls = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
-                               else get_excluded_urls("ASGI"))
+        self._excluded_urls = _server_span.excluded_urls(excluded_urls, "ASGI")
         self._excluded_paths = _paths(excluded_paths)
         self._otel = otel_asgi.OpenTelemetryMiddleware(self._errors, **otel_options)
         _install_filter()
@@ -209,7 +207,8 @@ class ObskitASGIMiddleware:
         paths = self._excluded_paths if self._excluded_paths is not None else _http_server.excluded_paths()
         if scope.get("path") in paths:
             return True
-        return bool(self._excluded_urls) and bool(self._excluded_urls.url_disabled(self._url_of(scope)[2]))
+        urls = self._excluded_urls
+        return urls is not None and bool(urls.url_disabled(self._url_of(scope)[2]))
 
     def _span_details(self, scope: Scope) -> tuple[str, dict[str, Any]]:
         name, attributes = self._default_span_details(cast("dict[str, Any]", scope))

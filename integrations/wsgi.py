@@ -153,7 +153,6 @@ class ObskitWSGIMiddleware:
         try:  # imported when the first middleware is made, not with this module
             from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
             from opentelemetry.metrics import NoOpMeterProvider
-            from opentelemetry.util.http import get_excluded_urls, parse_excluded_urls
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(f"obskit.integrations.wsgi needs opentelemetry-instrumentation-wsgi ({exc}); "
                               "install it with: pip install 'obskit[wsgi]'") from exc
@@ -164,8 +163,7 @@ class ObskitWSGIMiddleware:
         # obskit records the RED metrics itself, after the body is sent and with the route.
         otel_options.setdefault("meter_provider", NoOpMeterProvider())
         self._otel = OpenTelemetryMiddleware(self._in_span, **otel_options)
-        self._excluded = (parse_excluded_urls(excluded_urls) if excluded_urls is not None
-                          else get_excluded_urls("WSGI"))
+        self._excluded = _server_span.excluded_urls(excluded_urls, "WSGI")
         if isinstance(excluded_paths, str):
             excluded_paths = excluded_paths.split(",")
         self._paths = (None if excluded_paths is None
@@ -177,7 +175,7 @@ class ObskitWSGIMiddleware:
             return self.app(environ, start_response)
         environ[_TRACED] = True
         paths = self._paths if self._paths is not None else _http_server.excluded_paths()
-        if environ.get("PATH_INFO") in paths or (self._excluded and self._excluded.url_disabled(
+        if environ.get("PATH_INFO") in paths or (self._excluded is not None and self._excluded.url_disabled(
                 request_uri(environ))):
             return self.app(environ, start_response)
         protocol = str(environ.get("SERVER_PROTOCOL", ""))
