@@ -285,6 +285,13 @@ def envelope_items(body: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
         yield header, payload
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-request (a server stopped while its SDK sends) is no error here."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class SentryReceiver:
     """A loopback Sentry: accepts envelopes at ``/api/<project>/envelope/`` and counts their transactions
     per project (one project per app, so that each variant's deliveries are told apart)."""
@@ -323,7 +330,7 @@ class SentryReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = _QuietServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self.port = server.server_address[1]
         threading.Thread(target=server.serve_forever, name="sentry-receiver", daemon=True).start()
