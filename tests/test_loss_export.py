@@ -21,6 +21,7 @@ from otlp_receiver import OTLPReceiver, attributes
 from prometheus_client.parser import text_string_to_metric_families
 
 import obskit
+import obskit.testing
 from obskit._runtime import _bounds, _exporters, _health
 
 
@@ -71,7 +72,10 @@ def test_drops_are_counted_by_default_and_add_up(fresh: None, receiver: OTLPRece
     for i in range(emitted):
         with obskit.span("burst", i=i):
             log.info("burst", i=i)
-    scraped = _scrape(port)  # drops happen as items are handed over, so they are all counted by now
+    # Drops are counted as items are handed to a full queue; log records are handed over by the log export
+    # thread (records are built off the calling thread), so let it hand over all of them first.
+    assert obskit.force_flush(timeout=30)
+    scraped = _scrape(port)
     assert obskit.shutdown(timeout=30)
     delivered_spans = sum(1 for s in receiver.spans() if s.name == "burst")
     delivered_logs = sum(1 for r in receiver.log_records() if r.body.string_value == "burst")
@@ -185,3 +189,17 @@ def test_a_batch_too_big_for_one_message_goes_out_in_parts(fresh: None, receiver
         assert too_wide == [] and _health.counts()[("dropped", "logs")] == 1
     else:
         assert len(too_wide) == 1
+
+
+def test_drops_of_an_earlier_setup_do_not_count_after_reset(fresh: None) -> None:
+    """A queue made before ``reset()`` (an export thread abandoned by a bounded shutdown) that drops later
+    does not add to the new setup's counts; one made after does."""
+    from obskit._runtime import _batching
+
+    old = _batching._CountingQueue(1, "traces")
+    obskit.testing.reset()
+    new = _batching._CountingQueue(1, "traces")
+    for queue in (old, new):
+        queue.appendleft("a")
+        queue.appendleft("b")  # over the limit of 1: the oldest is evicted and counted
+    assert _health.counts().get(("dropped", "traces"), 0) == 1

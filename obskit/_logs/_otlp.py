@@ -31,7 +31,7 @@ from opentelemetry.util.types import AttributeValue
 
 from .._config import Config
 from .._runtime import _fork
-from .._runtime._health import record_dropped
+from .._runtime._health import generation, record_dropped
 from .._runtime._redact import Redactor
 from .._runtime._safe import in_telemetry, report_internal_error, telemetry_section, utf8_safe
 from ._pipeline import ExcInfo, safe_str
@@ -134,8 +134,8 @@ class OtlpBridge:
     new worker, through the after-fork registry.
     """
 
-    __slots__ = ("__weakref__", "_closed", "_limit", "_logger", "_queue", "_redactor", "_start_lock",
-                 "_thread")
+    __slots__ = ("__weakref__", "_closed", "_generation", "_limit", "_logger", "_queue", "_redactor",
+                 "_start_lock", "_thread")
 
     def __init__(self, logger_provider: LoggerProvider, redactor: Redactor | None = None,
                  max_queued: int | None = None) -> None:
@@ -146,6 +146,7 @@ class OtlpBridge:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._generation = generation()
         _FlushFirst.attach(logger_provider, self)
         _fork.register("log export bridge", after_in_child=self._after_fork_in_child)
 
@@ -164,7 +165,7 @@ class OtlpBridge:
         if in_telemetry() or logger_name.startswith(_NOT_EXPORTED) or self._closed:
             return
         if self._queue.qsize() >= self._limit:
-            record_dropped("logs")
+            record_dropped("logs", 1, self._generation)
             return
         if self._thread is None:
             self._start()

@@ -37,6 +37,7 @@ class _CountingQueue(collections.deque[Any]):
         super().__init__()
         self._limit = limit
         self._signal = signal
+        self._generation = _health.generation()
 
     def appendleft(self, item: Any) -> None:
         super().appendleft(item)
@@ -45,7 +46,7 @@ class _CountingQueue(collections.deque[Any]):
                 self.pop()
             except IndexError:
                 return
-            _health.record_dropped(self._signal, 1)
+            _health.record_dropped(self._signal, 1, self._generation)
 
 
 class _DropCounts:
@@ -54,13 +55,14 @@ class _DropCounts:
 
     def __init__(self, signal: str) -> None:
         self._signal = signal
+        self._generation = _health.generation()
 
     def register_queue_size(self, get_queue_size: Callable[[], int]) -> None:
         pass
 
     def drop_items(self, count: int, error_type: str = "queue_full") -> None:
         if error_type != "queue_full":  # a full queue counts its own evictions, exactly
-            _health.record_dropped(self._signal, count)
+            _health.record_dropped(self._signal, count, self._generation)
 
     def finish_items(self, count: int) -> None:
         pass

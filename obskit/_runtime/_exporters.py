@@ -68,6 +68,7 @@ class _Guard:
 
     def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0) -> None:
         self._factory = factory
+        self._generation = _self_telemetry.generation()
         self._lock = threading.Lock()
         self._gate = threading.Lock()
         self._fork_wait = fork_wait
@@ -115,9 +116,9 @@ class _Guard:
         # Only exports count: a failed flush or shutdown is not another failed export.
         if fn_name == "export" and (result is failure or getattr(result, "name", "") == "FAILURE"):
             try:
-                _self_telemetry.record_export_failure(self.signal)
+                _self_telemetry.record_export_failure(self.signal, generation=self._generation)
                 if self.signal != "metrics":  # metric points are cumulative: the next push resends them
-                    _self_telemetry.record_dropped(self.signal, len(args[0]))
+                    _self_telemetry.record_dropped(self.signal, len(args[0]), self._generation)
             except Exception as exc:
                 report_internal_error("self-telemetry", exc)
         return result

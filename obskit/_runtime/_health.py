@@ -7,6 +7,10 @@ kept here and handed to the sink when it binds: nothing is lost, and the runtime
 
 Who records: the batch processors (``_batching``: a full queue, a processor already shut down) and the
 exporter guard (``_exporters``: the items of an export that failed, and each failed call).
+
+Each recorder takes the :func:`generation` when it is made and passes it along: a shutdown that gave up
+against a hung collector leaves its export threads running, and what they drop later belongs to that old
+setup, not to the counts of the one started after ``reset()``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = [
     "SIGNALS",
     "bind",
     "counts",
+    "generation",
     "record_dropped",
     "record_export_failure",
     "reset",
@@ -32,6 +37,12 @@ _lock = threading.Lock()
 _totals: dict[tuple[str, str], int] = {}
 _pending: dict[tuple[str, str], int] = {}
 _sink: Sink | None = None
+_generation = 0
+
+
+def generation() -> int:
+    """The current setup's number: :func:`reset` starts a new one."""
+    return _generation
 
 
 def bind(sink: Sink | None) -> None:
@@ -60,9 +71,11 @@ def _send(sink: Sink | None, kind: str, signal: str, n: int) -> None:
         report_internal_error("self-telemetry", exc)
 
 
-def _record(kind: str, signal: str, count: int) -> None:
+def _record(kind: str, signal: str, count: int, gen: int | None = None) -> None:
     try:
         with _lock:
+            if gen is not None and gen != _generation:
+                return  # an earlier setup's straggler (see the module docstring)
             key = (kind, signal)
             _totals[key] = _totals.get(key, 0) + count
             sink = _sink
@@ -73,18 +86,21 @@ def _record(kind: str, signal: str, count: int) -> None:
         report_internal_error("self-telemetry", exc)
 
 
-def record_dropped(signal: str, count: int = 1) -> None:
-    """Items of ``signal`` ("traces", "logs", "metrics") that will never reach the collector."""
-    _record("dropped", signal, count)
+def record_dropped(signal: str, count: int = 1, generation: int | None = None) -> None:
+    """Items of ``signal`` ("traces", "logs", "metrics") that will never reach the collector; a recorder
+    made under an earlier :func:`generation` is ignored."""
+    _record("dropped", signal, count, generation)
 
 
-def record_export_failure(signal: str, count: int = 1) -> None:
+def record_export_failure(signal: str, count: int = 1, generation: int | None = None) -> None:
     """One failed export call for ``signal``."""
-    _record("export_failures", signal, count)
+    _record("export_failures", signal, count, generation)
 
 
 def reset() -> None:
-    """Forget every count (tests); a bound sink stays bound."""
+    """Forget every count and start a new generation (tests); a bound sink stays bound."""
+    global _generation
     with _lock:
+        _generation += 1
         _totals.clear()
         _pending.clear()
