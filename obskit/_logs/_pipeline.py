@@ -167,12 +167,30 @@ def normalize_exc_info(exc_info: object) -> ExcInfo | None:
     return None
 
 
+try:  # structlog's own registry of the variables bind_contextvars() made (prefixed name -> variable)
+    from structlog.contextvars import _CONTEXT_VARS as _BOUND_VARS
+except ImportError:  # pragma: no cover - a structlog without it: walk the whole context instead
+    _BOUND_VARS = None
+
+
 def context_fields() -> dict[str, Any]:
-    """The ``structlog.contextvars`` context of the caller (``bind_context`` and friends)."""
+    """The ``structlog.contextvars`` context of the caller (``bind_context`` and friends).
+
+    Reads only the variables structlog made, each once, rather than copying the caller's whole context
+    (every variable of every library) on each line; none bound costs nothing.
+    """
     out: dict[str, Any] = {}
-    for var, value in contextvars.copy_context().items():
-        if value is not Ellipsis and var.name.startswith(_PREFIX):
-            out[var.name[_PREFIX_LEN:]] = value
+    bound = _BOUND_VARS
+    if bound is None:
+        for var, value in contextvars.copy_context().items():
+            if value is not Ellipsis and var.name.startswith(_PREFIX):
+                out[var.name[_PREFIX_LEN:]] = value
+        return out
+    if bound:
+        for name, var in tuple(bound.items()):
+            value = var.get(Ellipsis)
+            if value is not Ellipsis:
+                out[name[_PREFIX_LEN:]] = value
     return out
 
 
