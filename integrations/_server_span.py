@@ -72,6 +72,15 @@ def _latin1(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
+def _set_host(attrs: dict[str, Any], host: str) -> None:
+    """``server.address`` and ``server.port`` from a ``Host`` header (``[::1]:8000`` included)."""
+    address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if address and port.isdigit():
+        attrs["server.address"], attrs["server.port"] = address, int(port)
+    else:
+        attrs["server.address"] = host
+
+
 def request_attributes(scope: Scope, method: str,
                        route: str | None) -> tuple[dict[str, Any], otel_context.Context | None]:
     """The stable HTTP server attributes of the request, and the context its caller propagated (None: none).
@@ -117,11 +126,7 @@ def request_attributes(scope: Scope, method: str,
                     carrier = {}
                 carrier.setdefault(key, []).append(_latin1(value))
     if host:
-        address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-        if address and port.isdigit():
-            attrs["server.address"], attrs["server.port"] = address, int(port)
-        else:
-            attrs["server.address"] = host
+        _set_host(attrs, host)
     else:
         server = scope.get("server")
         if server:
@@ -151,11 +156,7 @@ def wsgi_request_attributes(environ: MutableMapping[str, Any],
         attrs["network.protocol.version"] = protocol[5:]
     host = environ.get("HTTP_HOST")
     if host:
-        address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-        if address and port.isdigit():
-            attrs["server.address"], attrs["server.port"] = address, int(port)
-        else:
-            attrs["server.address"] = host
+        _set_host(attrs, host)
     elif environ.get("SERVER_NAME"):
         attrs["server.address"] = environ["SERVER_NAME"]
         port = str(environ.get("SERVER_PORT", ""))
