@@ -107,10 +107,8 @@ def request_attributes(scope: Scope, method: str,
     if route:
         attrs["http.route"] = route
     client = scope.get("client")
-    if client:
+    if client:  # client.port is opt-in in the HTTP conventions: a new value per connection, never grouped by
         attrs["client.address"] = client[0]
-        if len(client) > 1 and client[1] is not None:
-            attrs["client.port"] = client[1]
     host: str | None = None
     carrier: dict[str, list[str]] | None = None
     fields = propagate.get_global_textmap().fields
@@ -166,11 +164,8 @@ def wsgi_request_attributes(environ: MutableMapping[str, Any],
     if agent:
         attrs["user_agent.original"] = agent
     client = environ.get("REMOTE_ADDR")
-    if client:
+    if client:  # client.port: opt-in, as above
         attrs["client.address"] = client
-        port = str(environ.get("REMOTE_PORT", ""))
-        if port.isdigit():
-            attrs["client.port"] = int(port)
     carrier: dict[str, list[str]] | None = None
     for field in propagate.get_global_textmap().fields:
         key = _ENVIRON_FIELDS.get(field)
