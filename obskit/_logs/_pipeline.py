@@ -167,6 +167,7 @@ def normalize_exc_info(exc_info: object) -> ExcInfo | None:
     return None
 
 
+_BOUND_VARS: dict[str, contextvars.ContextVar[Any]] | None
 try:  # structlog's own registry of the variables bind_contextvars() made (prefixed name -> variable)
     from structlog.contextvars import _CONTEXT_VARS as _BOUND_VARS
 except ImportError:  # pragma: no cover - a structlog without it: walk the whole context instead

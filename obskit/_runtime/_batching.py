@@ -28,9 +28,9 @@ __all__ = ["batch_log_processor", "batch_span_processor"]
 class _CountingQueue(collections.deque[Any]):
     """The processor's queue: newest on the left, the export thread pops the oldest on the right.
 
-    Bounded by hand instead of by ``maxlen``: append, then evict the oldest while over the limit, counting
-    each item evicted. Every append and pop is atomic, so an item is counted exactly when it is thrown away;
-    if the export thread empties the queue in between, nothing is evicted and nothing counted.
+    Bounded by hand instead of by ``maxlen``: evict the oldest while full, counting each item evicted, then
+    append. Every append and pop is atomic, so an item is counted exactly when it is thrown away; if the
+    export thread empties the queue in between, nothing is evicted and nothing counted.
     """
 
     def __init__(self, limit: int, signal: str) -> None:
@@ -40,13 +40,14 @@ class _CountingQueue(collections.deque[Any]):
         self._generation = _health.generation()
 
     def appendleft(self, item: Any) -> None:
-        super().appendleft(item)
-        while len(self) > self._limit:
+        # Evict first, then append: the queue is never seen over its limit, not even for a moment.
+        while len(self) >= self._limit:
             try:
                 self.pop()
             except IndexError:
-                return
+                break
             _health.record_dropped(self._signal, 1, self._generation)
+        super().appendleft(item)
 
 
 class _DropCounts:
