@@ -10,52 +10,13 @@ module has finished executing, and then steps aside.
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import sys
 import threading
-import types
 from collections.abc import Callable
-from typing import Any
 
-from obskit._runtime._safe import capture_internal_exceptions
+from obskit._runtime._post_import import AfterImport
 
 __all__ = ["HookWhenImported"]
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    """Runs ``after`` each time one of ``names`` has been imported (executed)."""
-
-    def __init__(self, names: frozenset[str], after: Callable[[], None]) -> None:
-        self._names = names
-        self._after = after
-        self._local = threading.local()
-
-    def find_spec(self, fullname: str, path: Any = None,
-                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self._names or getattr(self._local, "busy", False):
-            return None
-        self._local.busy = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        except Exception:
-            return None
-        finally:
-            self._local.busy = False
-        loader = spec.loader if spec is not None else None
-        if spec is None or loader is None or not hasattr(loader, "exec_module"):
-            return None
-        original = loader.exec_module
-        after = self._after
-
-        def exec_module(module: types.ModuleType) -> None:
-            original(module)
-            with capture_internal_exceptions(f"integrations: hooking {fullname} on import"):
-                after()
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
 
 
 class HookWhenImported:
@@ -72,7 +33,7 @@ class HookWhenImported:
         self.modules = modules
         self._instrument = instrument
         self._uninstrument = uninstrument
-        self._finder: _Finder | None = None
+        self._finder: AfterImport | None = None
         self._on = False
         self._lock = threading.Lock()
 
@@ -91,7 +52,7 @@ class HookWhenImported:
                 return None
             missing = frozenset(m for m in self.modules if m not in sys.modules)
             if missing:
-                self._finder = _Finder(missing, self._now)
+                self._finder = AfterImport(missing, self._now, "integrations: hooking on import")
                 sys.meta_path.insert(0, self._finder)
             if len(missing) == len(self.modules):
                 return self.teardown

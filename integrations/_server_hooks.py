@@ -26,7 +26,7 @@ from typing import Any
 
 from obskit.integrations._contract import Patch, ReconfigureHook
 
-from obskit._logs._stdlib import _PatchOnImport
+from obskit._runtime._post_import import AfterImport
 from obskit._runtime._safe import capture_internal_exceptions
 
 __all__ = ["flushing_before", "install", "uninstall"]
@@ -35,7 +35,7 @@ _lock = threading.Lock()
 _patches: tuple[Patch, ...] = ()
 _flush: Callable[[], None] | None = None
 _undo: list[Callable[[], None]] = []
-_finder: _PatchOnImport | None = None
+_finder: AfterImport | None = None
 
 
 def install(stop: Iterable[ReconfigureHook], flush: Callable[[], None] | None,
@@ -52,7 +52,7 @@ def install(stop: Iterable[ReconfigureHook], flush: Callable[[], None] | None,
             if _finder is not None:
                 with contextlib.suppress(ValueError):
                     sys.meta_path.remove(_finder)
-            _finder = _PatchOnImport(pending, _patch_imported)
+            _finder = AfterImport(pending, _patch_imported, "integrations: a server's stop and patch hooks")
             sys.meta_path.insert(0, _finder)
     _patch_imported()
 

@@ -259,14 +259,14 @@ def test_patch_on_import_runs_after_the_module_executes(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The import finder calls back once the watched module has run, and leaves other imports alone."""
-    from obskit._logs._stdlib import _PatchOnImport
+    from obskit._runtime._post_import import AfterImport
 
     (tmp_path / "obskit_fake_server.py").write_text("READY = True\n")
     (tmp_path / "obskit_other_mod.py").write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     seen: list[bool] = []
-    finder = _PatchOnImport(
-        {"obskit_fake_server"}, lambda: seen.append(sys.modules["obskit_fake_server"].READY)
+    finder = AfterImport(
+        {"obskit_fake_server"}, lambda: seen.append(sys.modules["obskit_fake_server"].READY), "test"
     )
     sys.meta_path.insert(0, finder)
     try:

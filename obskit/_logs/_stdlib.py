@@ -13,16 +13,12 @@ server's re-configure method, and the integrations' registry hands those declara
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import logging
 import sys
-import threading
-import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._runtime._post_import import AfterImport
 from .._runtime._safe import capture_internal_exceptions, report_internal_error
 from ._pipeline import context_fields, normalize_exc_info, process, safe_str
 
@@ -191,7 +187,7 @@ class RoutingState:
         self.root_removed: list[logging.Handler] = []
         self.loggers: dict[str, tuple[list[logging.Handler], bool]] = {}
         self._undo: list[Callable[[], None]] = []
-        self._finder: _PatchOnImport | None = None
+        self._finder: AfterImport | None = None
         self.quieted: list[logging.Handler] = []  # libraries' console handlers given _PRINTED_BY_OBSKIT
 
     def install(self) -> None:
@@ -259,7 +255,8 @@ class RoutingState:
         """
         pending = [t for t in self.targets if t[0] not in sys.modules]
         if pending and self._finder is None:
-            self._finder = _PatchOnImport({t[0] for t in pending}, self._patch_imported)
+            self._finder = AfterImport({t[0] for t in pending}, self._patch_imported,
+                                       "logging: patching a server's logging setup")
             sys.meta_path.insert(0, self._finder)
         self._patch_imported()
 
@@ -324,38 +321,3 @@ def _wrap(
             setattr(cls, name, original)
 
     return undo
-
-
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Runs ``after`` once one of ``names`` has been imported (executed), then steps aside for it."""
-
-    def __init__(self, names: set[str], after: Callable[[], None]) -> None:
-        self._names = names
-        self._after = after
-        self._local = threading.local()
-
-    def find_spec(
-        self, fullname: str, path: Any = None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self._names or getattr(self._local, "busy", False):
-            return None
-        self._local.busy = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        except Exception:
-            return None
-        finally:
-            self._local.busy = False
-        loader = spec.loader if spec is not None else None
-        if spec is None or loader is None or not hasattr(loader, "exec_module"):
-            return None
-        original = loader.exec_module
-        after = self._after
-
-        def exec_module(module: types.ModuleType) -> None:
-            original(module)
-            with capture_internal_exceptions("logging: patching a server's logging setup"):
-                after()
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
