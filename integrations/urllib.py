@@ -24,6 +24,7 @@ is_instrumented = _SWITCH.is_instrumented
 # The standard library: no distribution to require, and the extra installs nothing.
 INTEGRATION = Integration(
     name="urllib",
+    module="urllib.request",
     extra="urllib",
     requires={},
     setup=_SWITCH.setup,

@@ -23,6 +23,7 @@ is_instrumented = _SWITCH.is_instrumented
 
 INTEGRATION = Integration(
     name="urllib3",
+    module="urllib3",
     extra="urllib3",
     requires={"urllib3": "2"},
     setup=_SWITCH.setup,
