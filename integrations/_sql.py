@@ -117,6 +117,14 @@ def is_suppressed() -> bool:
 T = TypeVar("T")
 
 
+
+def _failed(span: Any, exc: Exception, metric_attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Mark the statement's span failed with ``exc``; the metric attributes with its ``error.type``."""
+    error = type(exc).__qualname__
+    span.set_attribute("error.type", error)
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
+    return {**metric_attributes, "error.type": error}
+
 class StatementRecorder:
     """One CLIENT span and one ``db.client.operation.duration`` observation per statement.
 
@@ -176,10 +184,7 @@ class StatementRecorder:
             try:
                 return await call()
             except Exception as exc:
-                error = type(exc).__qualname__
-                metric_attributes = {**metric_attributes, "error.type": error}
-                span.set_attribute("error.type", error)
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                metric_attributes = _failed(span, exc, metric_attributes)
                 raise
             finally:
                 otel_context.detach(token)
@@ -195,10 +200,7 @@ class StatementRecorder:
             try:
                 return call()
             except Exception as exc:
-                error = type(exc).__qualname__
-                metric_attributes = {**metric_attributes, "error.type": error}
-                span.set_attribute("error.type", error)
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                metric_attributes = _failed(span, exc, metric_attributes)
                 raise
             finally:
                 otel_context.detach(token)
