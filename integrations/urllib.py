@@ -3,10 +3,12 @@
 ``http_client_request_duration_seconds`` (method, status and server; never the path). A redirect followed is
 two requests, so two spans; a status >= 400 is on its span before urllib raises ``HTTPError``.
 
-The standard library: nothing to install. ``urllib.request`` is not imported by ``init()``: the hook
-(``integrations/_urllib_hook.py``) is switched on when the application imports it, or at once if it
-already has. :func:`instrument`, :func:`uninstrument` and :func:`is_instrumented` are for code that
-manages the instrumentation itself.
+The standard library: nothing to install. ``urllib.request`` is not imported by ``init()``, and the hook
+(``integrations/_urllib_hook.py``) is not imported before the application sends its first request: once
+``urllib.request`` is imported (by the application, or by prometheus-client inside ``import obskit``), a
+trampoline in place of ``AbstractHTTPHandler.do_open`` switches the hook on at the first request and
+forwards it, traced. :func:`instrument`, :func:`uninstrument` and :func:`is_instrumented` are for code that
+manages the instrumentation itself (the trampoline waiting counts as instrumented).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from obskit.integrations._import_switch import SwitchOnImport
 
 __all__ = ["INTEGRATION", "instrument", "is_instrumented", "uninstrument"]
 
-_SWITCH = SwitchOnImport("urllib.request", "obskit.integrations._urllib_hook")
+_SWITCH = SwitchOnImport("urllib.request", "obskit.integrations._urllib_hook",
+                         first_call=("AbstractHTTPHandler", "do_open"))
 instrument = _SWITCH.instrument
 uninstrument = _SWITCH.uninstrument
 is_instrumented = _SWITCH.is_instrumented

@@ -74,3 +74,102 @@ def test_shutdown_before_the_import_leaves_the_library_alone() -> None:
         print(json.dumps({"instrumented": RedisInstrumentor().is_instrumented_by_opentelemetry}))
     """)
     assert result == {"instrumented": False}
+
+
+# What only an application's use of a library may import: the hooks of obskit's HTTP clients and
+# OpenTelemetry's instrumentation machinery (the contrib instrumentors' base, wrapt, packaging).
+HOOKS_AND_MACHINERY = ["obskit.integrations._urllib_hook", "obskit.integrations._urllib3_hook",
+                       "obskit.integrations._http_client", "opentelemetry.instrumentation", "wrapt",
+                       "packaging"]
+
+
+def test_auto_init_imports_no_hook_for_a_library_obskit_itself_imported() -> None:
+    """``urllib.request`` is imported by ``import obskit`` (prometheus-client): ``init()`` arms the urllib
+    integration without importing its hook, nor OpenTelemetry's instrumentation machinery or wrapt."""
+    result = _run(f"""
+        import json, sys, urllib.request
+        import obskit
+        handler = urllib.request.AbstractHTTPHandler
+        original = handler.__dict__["do_open"]
+        tel = obskit.init(service_name="startup", otlp_endpoint=None, metrics_port=None)
+        print(json.dumps({{"imported": [m for m in {HOOKS_AND_MACHINERY!r} if m in sys.modules],
+                          "armed": "urllib" in tel.integrations,
+                          "waiting": handler.__dict__["do_open"] is not original}}))
+    """)
+    assert result == {"imported": [], "armed": True, "waiting": True}
+
+
+_URLLIB_APP = """
+    import json, sys, threading, urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("traceparent"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/items/1"
+
+    import obskit, obskit.testing
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    original = urllib.request.AbstractHTTPHandler.__dict__["do_open"]
+    spans = InMemorySpanExporter()
+    obskit.init(service_name="startup", otlp_endpoint=None, metrics_port=None,
+                span_processors=[SimpleSpanProcessor(spans)])
+    hook_before = "obskit.integrations._urllib_hook" in sys.modules
+    """
+
+
+def test_urllib_first_request_after_init_is_traced() -> None:
+    """The first ``urlopen()`` after ``init()`` switches the urllib hook on and is itself a CLIENT span whose
+    ``traceparent`` the server got; ``reset()`` puts the very original ``do_open`` back."""
+    result = _run(_URLLIB_APP + """
+    for _ in range(2):
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            resp.read()
+    hook_after = "obskit.integrations._urllib_hook" in sys.modules
+    got = [(s.name, s.kind.name, f"{s.context.trace_id:032x}") for s in spans.get_finished_spans()]
+    obskit.testing.reset()
+    print(json.dumps({"hook": [hook_before, hook_after], "spans": [g[:2] for g in got],
+                      "traceparent": [t is not None and t.split("-")[1] for t in seen] == [g[2] for g in got],
+                      "restored": urllib.request.AbstractHTTPHandler.__dict__["do_open"] is original}))
+    """)
+    assert result == {"hook": [False, True], "spans": [["GET", "CLIENT"]] * 2, "traceparent": True,
+                      "restored": True}
+
+
+def test_urllib_first_requests_from_many_threads_are_each_traced() -> None:
+    """Eight threads' first requests at once: the hook is switched on once and every request is one span."""
+    result = _run(_URLLIB_APP + """
+    start = threading.Barrier(8)
+
+    def get():
+        start.wait()
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            resp.read()
+
+    threads = [threading.Thread(target=get) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    count = len(spans.get_finished_spans())
+    obskit.testing.reset()
+    print(json.dumps({"hook_before": hook_before, "spans": count, "requests": len(seen),
+                      "with_traceparent": sum(t is not None for t in seen),
+                      "restored": urllib.request.AbstractHTTPHandler.__dict__["do_open"] is original}))
+    """)
+    assert result == {"hook_before": False, "spans": 8, "requests": 8, "with_traceparent": 8,
+                      "restored": True}
