@@ -3,12 +3,12 @@
 ``http_client_request_duration_seconds`` (method, status and server; never the path). A redirect followed is
 two requests, so two spans; a status >= 400 is on its span before urllib raises ``HTTPError``.
 
-The standard library: nothing to install. ``urllib.request`` is not imported by ``init()``, and the hook
-(``integrations/_urllib_hook.py``) is not imported before the application sends its first request: once
-``urllib.request`` is imported (by the application, or by prometheus-client inside ``import obskit``), a
-trampoline in place of ``AbstractHTTPHandler.do_open`` switches the hook on at the first request and
-forwards it, traced. :func:`instrument`, :func:`uninstrument` and :func:`is_instrumented` are for code that
-manages the instrumentation itself (the trampoline waiting counts as instrumented).
+The standard library: nothing to install. ``urllib.request`` is in every process that runs obskit
+(prometheus-client imports it), so its import says nothing about the application using it: the hook
+(``integrations/_urllib_hook.py``) is not imported before the first request. Once ``urllib.request`` is
+imported, a trampoline in place of ``AbstractHTTPHandler.do_open`` switches the hook on at the first request
+and forwards it, traced. :func:`instrument`, :func:`uninstrument` and :func:`is_instrumented` are for code
+that manages the instrumentation itself (the trampoline waiting counts as instrumented).
 """
 
 from __future__ import annotations

@@ -3,12 +3,16 @@ each integration switches on when the application imports its library, before or
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from obskit.integrations import _registry
+
+import obskit
 
 DEFERRED = sorted((n, i.module) for n, i in _registry.integrations().items() if i.module is not None)
 
@@ -25,13 +29,13 @@ def _run(code: str) -> dict[str, object]:
 def test_auto_init_imports_no_instrumented_library() -> None:
     """A script that imports none of the libraries: ``init()`` imports none of them (nor Django or Celery,
     which other libraries' imports could pull in), though every integration whose library is installed is
-    armed. (``import obskit`` itself brings ``urllib.request``, through prometheus-client: not init()'s.)"""
+    armed. (prometheus-client, which obskit uses itself, brings ``urllib.request``: not the application's.)"""
     # Integrations that hook their library's import themselves declare no module: named here.
     modules = [m for _, m in DEFERRED] + ["django", "flask", "kombu", "celery", "aiohttp", "grpc", "pika",
                                           "aio_pika"]
     result = _run(f"""
         import json, sys
-        import obskit
+        import obskit, prometheus_client
         before = set(sys.modules)
         tel = obskit.init(service_name="startup")
         imported = [m for m in {modules!r} if m in sys.modules and m not in before]
@@ -84,7 +88,7 @@ HOOKS_AND_MACHINERY = ["obskit.integrations._urllib_hook", "obskit.integrations.
 
 
 def test_auto_init_imports_no_hook_for_a_library_obskit_itself_imported() -> None:
-    """``urllib.request`` is imported by ``import obskit`` (prometheus-client): ``init()`` arms the urllib
+    """``urllib.request`` is in every process (prometheus-client imports it): ``init()`` arms the urllib
     integration without importing its hook, nor OpenTelemetry's instrumentation machinery or wrapt."""
     result = _run(f"""
         import json, sys, urllib.request
@@ -173,3 +177,33 @@ def test_urllib_first_requests_from_many_threads_are_each_traced() -> None:
     """)
     assert result == {"hook_before": False, "spans": 8, "requests": 8, "with_traceparent": 8,
                       "restored": True}
+
+
+def _typed_imports() -> dict[str, str]:
+    """name -> module (relative, as written) of each import under obskit/__init__.py's ``TYPE_CHECKING``."""
+    tree = ast.parse((Path(obskit.__file__)).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    return {alias.name: "." * node.level + (node.module or "") for node in block.body
+            if isinstance(node, ast.ImportFrom) for alias in node.names}
+
+
+def test_public_names_are_imported_on_first_use() -> None:
+    """Each name of ``obskit.__all__`` is imported on first use from the module type checkers read it from:
+    ``import obskit`` imports no obskit module, ``init()`` not the resilience guards."""
+    assert _typed_imports() == obskit._MODULE_OF
+    assert set(obskit._MODULE_OF) == set(obskit.__all__) - {"__version__"}
+    result = _run("""
+        import importlib, json, sys
+        import obskit
+        after_import = sorted(m for m in sys.modules if m.startswith("obskit."))
+        obskit.init(service_name="startup", otlp_endpoint=None, metrics_port=None)
+        resilience = "obskit._resilience" in sys.modules
+        names = {}
+        exec("from obskit import *", names)
+        same = all(names[n] is getattr(importlib.import_module(m, "obskit"), n) is getattr(obskit, n)
+                   for n, m in obskit._MODULE_OF.items())
+        print(json.dumps({"after_import": after_import, "resilience_after_init": resilience,
+                          "star": sorted(n for n in names if n != "__builtins__"), "same": same}))
+    """)
+    assert result == {"after_import": [], "resilience_after_init": False,
+                      "star": sorted(obskit.__all__), "same": True}
