@@ -247,6 +247,58 @@ def assert_like_the_sdk(ours: Any, sdk: Any, batch: list[Any]) -> None:
         assert ours(batch) == expected
 
 
+# Keys and values redaction and the size bound act on: secrets by key, credentials in text, strings to cut.
+SECRET_KEY = st.one_of(KEY, st.sampled_from(["password", "db.password", "http.request.header.authorization",
+                                             "exception.message", "url.full", "user.ssn"]))
+SECRET_VALUE = st.one_of(SPAN_VALUE, st.sampled_from([
+    "token=abc&page=2", "https://user:pw@example.com/x?api_key=1", "x" * 33_000, "é" * 33_000 + "?token=1",
+    "a=b", "mail@example.com"]), st.lists(st.sampled_from(["ok", "password=1", "y" * 33_000]), max_size=3))
+
+
+@st.composite
+def secret_span_world(draw: st.DrawFn) -> dict[str, Any]:
+    """A span world whose attributes hold secrets and long strings, with every time fixed, so that the
+    same world makes equal spans twice."""
+    world = draw(span_world(SECRET_VALUE))
+    names = st.one_of(TEXT, st.sampled_from(["GET /x?token=1", "z" * 33_000]))
+    for plan in world["spans"]:
+        plan["name"] = draw(names)
+        plan["attributes"] = draw(st.dictionaries(SECRET_KEY, SECRET_VALUE, max_size=6))
+        plan["end"] = plan["end"] or 1
+        plan["events"] = [(n, a, ts or 1) for n, a, ts in plan["events"]]
+        if draw(st.booleans()):  # a request's span: no events, links or status text (the one-pass case)
+            plan["events"], plan["links"], plan["status"] = [], [], (StatusCode.UNSET, None)
+    return world
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(secret_span_world(), st.sampled_from([(), ("ssn",)]), st.booleans())
+def test_one_pass_export_equals_redaction_then_bounds_then_encoding(
+        world: dict[str, Any], extra: tuple[str, ...], scrub_exceptions: bool) -> None:
+    """Redacting and bounding while encoding (``clean_spans``) gives each span the bytes that redacting it,
+    then bounding it, then encoding it give, for any redaction keys, twice in a row (from the caches)."""
+    from obskit._runtime import _bounds, _redact
+    from obskit._traces import _redaction
+
+    def three_passes(sp: Any) -> bytes:
+        _redaction.scrub(sp)
+        _bounds.span_size(sp)
+        return _wire._span(sp)
+
+    before = _redact.current()
+    _redact.install(_redact.Redactor(extra, scrub_exceptions=scrub_exceptions))
+    try:
+        _wire._KIND.update(_wire._kinds())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = sorted(three_passes(sp) for sp in make_spans(world))
+            for _ in range(2):
+                ours = sorted(_wire.clean_spans(make_spans(world), _redaction._scrub_and_bound))
+                assert ours == expected
+    finally:
+        _redact.install(before)
+
+
 # --- named cases ------------------------------------------------------------------------------------------
 
 HTTP_SERVER_ATTRIBUTES = {

@@ -22,7 +22,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event
 from opentelemetry.trace import Status
 
-__all__ = ["CHUNK_BYTES", "MAX_CHARS", "chunks", "log_record_size", "span_size"]
+__all__ = ["CHUNK_BYTES", "MAX_CHARS", "chunks", "cut", "log_record_size", "span_size"]
 
 #: Longest string kept whole: 32 KiB of text holds a deep Python traceback; a dumped file or payload is cut.
 MAX_CHARS = 32 * 1024
@@ -33,8 +33,21 @@ _OTHER = 16  # estimated bytes of a number, a bool, a key's framing
 T = TypeVar("T")
 
 
+_MARK = "... [truncated by obskit: "
+
+
 def _mark(text: str) -> str:
-    return f"{text[:MAX_CHARS]}... [truncated by obskit: {len(text)} characters]"
+    return f"{text[:MAX_CHARS]}{_MARK}{len(text)} characters]"
+
+
+def _too_long(text: str) -> bool:
+    """Longer than :data:`MAX_CHARS` and not cut already (cutting twice would re-count the mark)."""
+    return len(text) > MAX_CHARS and not text.startswith(_MARK, MAX_CHARS)
+
+
+def cut(text: str) -> str:
+    """``text``, or its first :data:`MAX_CHARS` characters, marked, when it is longer."""
+    return _mark(text) if _too_long(text) else text
 
 
 def _text_bytes(text: str) -> int:
@@ -44,7 +57,7 @@ def _text_bytes(text: str) -> int:
 def _value(value: Any) -> tuple[Any, int, bool]:
     """(the value, cut if needed; its estimated encoded size; whether it was cut)."""
     if isinstance(value, str):
-        if len(value) > MAX_CHARS:
+        if _too_long(value):
             value = _mark(value)
             return value, _text_bytes(value), True
         return value, _text_bytes(value), False
@@ -88,7 +101,7 @@ def span_size(span: Any) -> int:
     """
     size = _OTHER * 8
     name = span._name
-    if len(name) > MAX_CHARS:
+    if _too_long(name):
         span._name = name = _mark(name)
     size += _text_bytes(name)
     if span._attributes:

@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._config import Config
-from . import _bounds, _fork
+from . import _bounds, _fork, _wire
 from . import _health as _self_telemetry
 from ._otlp_build import build_otlp_exporter
 from ._safe import report_internal_error, telemetry_section
@@ -114,7 +114,8 @@ class _Guard:
             report_internal_error(f"{self.signal} exporter", exc)
             result = failure
         # Only exports count: a failed flush or shutdown is not another failed export.
-        if fn_name == "export" and (result is failure or getattr(result, "name", "") == "FAILURE"):
+        exported = fn_name in ("export", "export_encoded")
+        if exported and (result is failure or getattr(result, "name", "") == "FAILURE"):
             try:
                 _self_telemetry.record_export_failure(self.signal, generation=self._generation)
                 if self.signal != "metrics":  # metric points are cumulative: the next push resends them
@@ -152,6 +153,41 @@ class GuardedSpanExporter(_Guard, SpanExporter):
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         return self._export_in_chunks(  # type: ignore[no-any-return]
             spans, _bounds.span_size, SpanExportResult.FAILURE)
+
+    def export_clean(self, spans: Sequence[Any], clean_in_place: Callable[[Any], None]) -> SpanExportResult:
+        """Redact, bound and export ``spans`` in one pass (``_wire.clean_spans``), chunked by their encoded
+        size. Where that cannot be done (an exporter that takes no encoded request, a value the fast
+        encoder leaves to the SDK's), each span not cleaned yet is cleaned by ``clean_in_place`` and the
+        batch goes through :meth:`export`."""
+        failure = SpanExportResult.FAILURE
+        try:
+            ready = hasattr(self.inner, "export_encoded")
+        except Exception:  # no exporter could be built: export() reports and counts the failure
+            ready = False
+        bodies = None
+        if ready:
+            try:
+                with telemetry_section():
+                    bodies = _wire.clean_spans(spans, clean_in_place)
+            except Exception as exc:
+                if not isinstance(exc, _wire.Unsupported | UnicodeEncodeError):
+                    report_internal_error("traces encoder", exc)
+        if bodies is None:
+            for sp in spans:
+                if not getattr(sp, "_obskit_cleaned", False):
+                    clean_in_place(sp)
+            return self.export(spans)
+        results = []
+        for part, sizes in _sized_chunks(spans, bodies):
+            try:
+                data = _wire.request_of(part, sizes)
+            except Exception as exc:
+                report_internal_error("traces encoder", exc)
+                results.append(failure)
+                continue
+            results.append(self._call("export_encoded", failure, part, data))
+        failed = [r for r in results if r is failure or getattr(r, "name", "") == "FAILURE"]
+        return failed[0] if failed else (results[0] if results else SpanExportResult.SUCCESS)
 
     def shutdown(self) -> None:
         self._shutdown()
@@ -193,6 +229,23 @@ class GuardedMetricExporter(_Guard, MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._shutdown(timeout_millis=timeout_millis)
+
+
+def _sized_chunks(items: Sequence[Any], bodies: Sequence[bytes]) -> Iterator[tuple[list[Any], list[bytes]]]:
+    """``items`` with their encoded ``bodies`` in runs of at most ``_bounds.CHUNK_BYTES``; an item larger
+    than that runs alone (so a collector refusing it refuses nothing else)."""
+    part: list[Any] = []
+    sizes: list[bytes] = []
+    total = 0
+    for item, body in zip(items, bodies, strict=True):
+        if part and total + len(body) > _bounds.CHUNK_BYTES:
+            yield part, sizes
+            part, sizes, total = [], [], 0
+        part.append(item)
+        sizes.append(body)
+        total += len(body) + 8  # the field's tag and length
+    if part:
+        yield part, sizes
 
 
 def make_exporter(signal: Signal, config: Config) -> Any:

@@ -28,15 +28,19 @@ from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 
+from . import _bounds, _redact
+from ._redact import EXCEPTION_KEYS, REDACTED, Redactor
 from ._safe import report_internal_error
 
 __all__ = [
     "Unsupported",
+    "clean_spans",
     "encode_logs",
     "encode_spans",
     "grpc_exporter_class",
     "http_exporter_class",
     "logs_request",
+    "request_of",
     "spans_request",
 ]
 
@@ -380,12 +384,16 @@ def _is_plain(cls: type) -> bool:
     return plain
 
 
-def _span(sp: Any) -> bytes:
-    """One ``Span`` message, field by field as the SDK's ``_encode_span``."""
+def _span(sp: Any, red: Redactor | None = None) -> bytes:
+    """One ``Span`` message, field by field as the SDK's ``_encode_span``; with ``red``, its name and
+    attributes redacted and bounded on the way (:func:`clean_span`)."""
     if _plain_spans.get(type(sp)) or _is_plain(type(sp)):
         attrs, events, links = sp._attributes, sp._events, sp._links  # what the properties wrap or copy
     else:
         attrs, events, links = sp.attributes, sp.events, sp.links
+    status = sp.status
+    if red is not None and (events or links or (status is not None and status.description)):
+        raise _Slow
     ctx = sp.get_span_context()
     out = bytearray(b"\x0a\x10")
     out += ctx.trace_id.to_bytes(16, "big")
@@ -402,12 +410,12 @@ def _span(sp: Any) -> bytes:
         out += parent.span_id.to_bytes(8, "big")
     name = sp.name
     if name:
-        out += _text(b"\x2a", name)
+        out += _text(b"\x2a", name) if red is None else _clean_name(name, red)
     out += _KIND[sp.kind]
     out += _fixed64(b"\x39", sp.start_time)
     out += _fixed64(b"\x41", sp.end_time)
     if attrs:
-        out += _attributes(b"\x4a", attrs)
+        out += _attributes(b"\x4a", attrs) if red is None else _clean_attributes(attrs, red)
     n = sp.dropped_attributes
     if n:
         out += b"\x50" + _uint32(n)
@@ -421,7 +429,6 @@ def _span(sp: Any) -> bytes:
     n = sp.dropped_links
     if n:
         out += b"\x70" + _uint32(n)
-    status = sp.status
     if status is not None:
         message, code = status.description, status.status_code.value
         body = (_text(b"\x12", message) if message else b"") + (b"\x18" + _int32(code) if code else b"")
@@ -467,6 +474,103 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
     if not _KIND:
         _KIND.update(_kinds())
     return _request(spans, _span)
+
+
+# --- spans redacted and bounded while they are encoded --------------------------------------------------
+
+class _Slow(Exception):
+    """A span with events, links or a status description: cleaned by the caller, then encoded plainly."""
+
+
+_clean_cache: dict[tuple[Any, ...], bytes] = {}
+_clean_names: dict[str, bytes] = {}
+_clean_owner: list[Redactor | None] = [None]
+
+
+def _clean_value(key: str, value: Any, red: Redactor) -> Any:
+    """What redaction, then the size bound, make of one attribute (as ``Redactor.redact_attributes`` and
+    ``_bounds.span_size`` do, in that order)."""
+    if red.is_sensitive(key):
+        return REDACTED
+    if type(value) is str:
+        if key not in EXCEPTION_KEYS or red.scrub_exceptions:
+            value = red.scrub_text(value)
+        return _bounds.cut(value)
+    return value
+
+
+def _clean_attributes(attrs: Mapping[str, Any], red: Redactor) -> bytes:
+    """Span attributes as ``_attributes`` writes them, each one redacted and bounded first. A short str,
+    int or bool pair is cleaned and encoded once per redactor and then read from the cache, so the
+    repeating attributes of a request cost one lookup; anything else is cleaned here each time."""
+    cache = _clean_cache
+    if _clean_owner[0] is not red:  # another init(): other keys may be sensitive now
+        cache.clear()
+        _clean_names.clear()
+        _clean_owner[0] = red
+    get = cache.get
+    out = bytearray()
+    for k, v in _items(attrs):
+        t = type(v)
+        if t is str or t is int or t is bool:
+            ck = (k, v, t)
+            kv = get(ck)
+            if kv is None:
+                if type(k) is not str:
+                    raise Unsupported("non-str key")
+                kv = _kv(k, _clean_value(k, v, red))
+                if t is not str or len(k) + len(v) <= CACHE_CHARS:
+                    if len(cache) >= CACHE_MAX:
+                        cache.clear()
+                    cache[ck] = kv
+        elif t is float or v is None:
+            kv = _kv(k, REDACTED if red.is_sensitive(k) else v)
+        else:
+            raise _Slow  # a sequence or another type: redaction walks it (Redactor.redact_attributes)
+        out += b"\x4a"
+        out += kv
+    return bytes(out)
+
+
+def _clean_name(name: str, red: Redactor) -> bytes:
+    """The span's name field, scrubbed of credentials in text and bounded (cached for short names)."""
+    field = _clean_names.get(name)
+    if field is None:
+        field = _text(b"\x2a", _bounds.cut(red.scrub_text(name)))
+        if len(name) <= CACHE_CHARS:
+            if len(_clean_names) >= CACHE_MAX:
+                _clean_names.clear()
+            _clean_names[name] = field
+    return field
+
+
+def clean_spans(spans: Sequence[Any], clean_in_place: Callable[[Any], None]) -> list[bytes]:
+    """Every span's ``Span`` message, redacted (by the runtime's redactor) and bounded as it is encoded:
+    one pass instead of a redacting pass, a bounding pass and an encoding pass over the same attributes.
+
+    A span this cannot clean while encoding (events, links, a status description, an attribute holding a
+    sequence) is cleaned in place by ``clean_in_place`` first, then encoded as it is. Raises
+    :class:`Unsupported` where :func:`encode_spans` would; the spans cleaned in place by then are marked
+    (``_obskit_cleaned``) so that they are not cleaned twice.
+    """
+    if not _KIND:
+        _KIND.update(_kinds())
+    red = _redact.current()
+    out = []
+    for sp in spans:
+        try:
+            body = _span(sp, red)
+        except _Slow:
+            clean_in_place(sp)
+            body = _span(sp)
+        out.append(body)
+    return out
+
+
+def request_of(spans: Sequence[Any], bodies: Sequence[bytes]) -> bytes:
+    """The ``ExportTraceServiceRequest`` holding ``spans`` whose messages are ``bodies`` (same order)."""
+    by_id = {id(sp): body for sp, body in zip(spans, bodies, strict=True)}
+    return _request(spans, lambda sp: by_id[id(sp)])
 
 
 # --- log records --------------------------------------------------------------------------------------------
@@ -628,7 +732,14 @@ def http_exporter_class(signal: str) -> type[Any]:
             return base.export(self, batch)
         return _http_export(self, batch, encode, what, result_type, logger)
 
-    return type(f"Fast{base.__name__}", (base,), {"export": export, "__module__": __name__, "__doc__": _DOC})
+    def export_encoded(self: Any, batch: Sequence[Any], data: bytes) -> Any:
+        """Export ``batch`` whose request is already encoded (:func:`clean_spans`, :func:`request_of`)."""
+        if not (ready and all(hasattr(self, a) for a in _HTTP_STATE)):
+            return base.export(self, batch)
+        return _http_export(self, batch, lambda _: data, what, result_type, logger)
+
+    return type(f"Fast{base.__name__}", (base,), {"export": export, "export_encoded": export_encoded,
+                                                  "__module__": __name__, "__doc__": _DOC})
 
 
 @functools.cache
@@ -650,7 +761,20 @@ def grpc_exporter_class(signal: str) -> type[Any]:
         encode = logs_request
 
     def _translate_data(self: Any, data: Sequence[Any]) -> Any:
+        encoded = self.__dict__.pop("_obskit_encoded", None)
+        if encoded is not None and encoded[0] is data:
+            return msg.FromString(encoded[1])
         return msg.FromString(encode(data))
 
-    return type(f"Fast{base.__name__}", (base,), {"_translate_data": _translate_data, "__module__": __name__,
+    def export_encoded(self: Any, batch: Sequence[Any], data: bytes) -> Any:
+        """Export ``batch`` whose request is already encoded; the SDK's ``export`` (retries, metrics) asks
+        ``_translate_data`` for it. Calls are serialised by obskit's exporter guard."""
+        self._obskit_encoded = (batch, data)
+        try:
+            return self.export(batch)
+        finally:
+            self.__dict__.pop("_obskit_encoded", None)
+
+    return type(f"Fast{base.__name__}", (base,), {"_translate_data": _translate_data,
+                                                  "export_encoded": export_encoded, "__module__": __name__,
                                                   "__doc__": _DOC})

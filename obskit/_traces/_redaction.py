@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from .._runtime import _redact
+from .._runtime import _bounds, _redact
 from .._runtime._redact import Redactor
 from .._runtime._safe import report_internal_error
 
@@ -64,6 +64,16 @@ def scrub(span: ReadableSpan) -> None:
         report_internal_error("span redaction", exc)
 
 
+def _scrub_and_bound(span: ReadableSpan) -> None:
+    """What the one-pass encoder cannot do while encoding: redact, then bound, the span in place."""
+    scrub(span)
+    try:
+        _bounds.span_size(span)
+    except Exception as exc:
+        report_internal_error("span size bounds", exc)
+    span._obskit_cleaned = True  # type: ignore[attr-defined]
+
+
 class RedactingSpanExporter(SpanExporter):
     """Scrubs sensitive data just before export, on the batch processor's thread.
 
@@ -75,6 +85,9 @@ class RedactingSpanExporter(SpanExporter):
         self.inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        clean = getattr(self.inner, "export_clean", None)
+        if clean is not None:  # obskit's OTLP exporter: redacts while it encodes, in one pass
+            return clean(spans, _scrub_and_bound)  # type: ignore[no-any-return]
         for sp in spans:
             scrub(sp)
         return self.inner.export(spans)
