@@ -179,6 +179,39 @@ def test_urllib_first_requests_from_many_threads_are_each_traced() -> None:
                       "restored": True}
 
 
+def test_otlp_http_export_imports_no_requests() -> None:
+    """Over OTLP/HTTP, ``init()`` and an export to a collector import neither requests nor urllib3: the
+    exporters send through obskit's ``http.client`` transport (requests alone costs ~50 ms of start-up)."""
+    result = _run("""
+        import json, os, sys, threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Collector(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_address[1]}"
+        import obskit
+        obskit.init(service_name="x")
+        with obskit.span("s"):
+            pass
+        delivered = obskit.shutdown(10)
+        print(json.dumps({"delivered": delivered,
+                          "http_exporter": "opentelemetry.exporter.otlp.proto.http" in sys.modules,
+                          "imported": [m for m in ("requests", "urllib3") if m in sys.modules]}))
+    """)
+    assert result == {"delivered": True, "http_exporter": True, "imported": []}
+
+
 def _typed_imports() -> dict[str, str]:
     """name -> module (relative, as written) of each import under obskit/__init__.py's ``TYPE_CHECKING``."""
     tree = ast.parse((Path(obskit.__file__)).read_text())

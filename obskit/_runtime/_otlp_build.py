@@ -5,9 +5,9 @@ variables always: the HTTP exporters merge ``OTEL_EXPORTER_OTLP_HEADERS`` (and t
 ``..._HEADERS``) into whatever headers they are given. That would undo obskit's precedence
 (``OBSKIT_OTLP_HEADERS`` replaces the OTel variable, over HTTP as over gRPC) and half-apply a variable obskit
 rejected: its well-formed entries would still be sent. So every setting is passed explicitly (endpoint,
-timeout, compression, TLS material, the HTTP transport), and the header set the exporter ended up with is
-then replaced by exactly obskit's. The OTel header parser's warning, which quotes a malformed entry (a
-secret) verbatim, is masked.
+timeout, compression, TLS material, the HTTP transport: ``_http_transport``'s, on ``http.client``, so that
+exporting never imports requests), and the header set the exporter ended up with is then replaced by exactly
+obskit's. The OTel header parser's warning, which quotes a malformed entry (a secret) verbatim, is masked.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ def _grpc(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]
 
 
 def _http(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]) -> Any:
-    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
     from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS, Compression
+
+    from ._http_transport import StdlibHTTPTransport
 
     H: Any
     if signal in ("traces", "logs"):
@@ -84,7 +85,7 @@ def _http(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]
     client_cert: str | tuple[str, str] | None = config.otlp_client_certificate
     if config.otlp_client_certificate is not None and config.otlp_client_key is not None:
         client_cert = (config.otlp_client_certificate, config.otlp_client_key)
-    transport = RequestsHTTPTransport(verify=config.otlp_certificate or True, cert=client_cert)
+    transport = StdlibHTTPTransport(verify=config.otlp_certificate or True, cert=client_cert)
     compression = Compression(config.otlp_compression)
     exporter = H(endpoint=endpoint, headers=headers, timeout=config.export_timeout, compression=compression,
                  _transport=transport)
