@@ -22,20 +22,16 @@ reporting once: telemetry never breaks a publish or a callback. Imports no messa
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from obskit.integrations._contract import Teardown
-from obskit.integrations._import_hook import HookWhenImported
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from obskit._config import Config
 from obskit._runtime._safe import report_internal_error
 
 __all__ = [
@@ -43,7 +39,6 @@ __all__ = [
     "SENT",
     "SYSTEM",
     "Delivery",
-    "LibrarySwitch",
     "MessagingRecorder",
     "Operation",
     "destination",
@@ -255,47 +250,3 @@ class MessagingRecorder:
             Operation(span, {}).end(error)
         except Exception as exc:
             report_internal_error("rabbitmq: recording a receive span", exc)
-
-
-Wraps = Mapping[tuple[type, str], Callable[[Any], Any]]
-
-
-class LibrarySwitch:
-    """``instrument`` / ``uninstrument`` / ``is_instrumented`` / ``setup`` for a hook made of methods replaced
-    on a library's classes: ``wraps()`` (called on the first :meth:`instrument`, after the library is
-    imported) says which ``(class, method)`` becomes ``wrap(method)``. :meth:`setup` (the integration's)
-    switches it on when ``library`` is imported, never importing it itself; :meth:`uninstrument` puts back
-    exactly the functions that were there."""
-
-    def __init__(self, library: str, wraps: Callable[[], Wraps]) -> None:
-        self._wraps = wraps
-        self._lock = threading.Lock()
-        self._originals: dict[tuple[type, str], Any] = {}
-        self._when = HookWhenImported((library,), self.instrument, self.uninstrument)
-
-    def instrument(self) -> bool:
-        """Wrap the methods on their classes (existing objects included); False if already done."""
-        with self._lock:
-            if self._originals:
-                return False
-            for (cls, name), wrap in self._wraps().items():
-                original = cls.__dict__.get(name)
-                if original is not None:
-                    self._originals[(cls, name)] = original
-                    setattr(cls, name, wrap(original))
-            return True
-
-    def uninstrument(self) -> None:
-        """Put the original functions back (objects keep working, untraced)."""
-        with self._lock:
-            for (cls, name), original in self._originals.items():
-                setattr(cls, name, original)
-            self._originals.clear()
-
-    def is_instrumented(self) -> bool:
-        """Whether :meth:`instrument` is in effect."""
-        return bool(self._originals)
-
-    def setup(self, config: Config) -> Teardown | None:
-        """The integration's ``setup``: on now or when imported; None when on already (not ours to undo)."""
-        return self._when.setup()
