@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 from obskit.integrations._contract import DidNotEnable, Teardown, load
-from obskit.integrations._sql import set_keep_literals
 
 from obskit._config import Config
 
@@ -55,5 +54,9 @@ class SqlSwitch:
                 raise
             raise DidNotEnable(self.missing) from None
         load(self.hook)
+        # Imported here: the registry imports this module (through asyncpg's, urllib's and urllib3's) in
+        # every init(), and _sql compiles its statement scanner when imported.
+        from obskit.integrations._sql import set_keep_literals
+
         set_keep_literals(config.db_query_literals)
         return self.uninstrument if self.instrument() else None

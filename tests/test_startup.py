@@ -240,3 +240,19 @@ def test_public_names_are_imported_on_first_use() -> None:
     """)
     assert result == {"after_import": [], "resilience_after_init": False,
                       "star": sorted(obskit.__all__), "same": True}
+
+
+def test_reading_the_declarations_imports_no_hook() -> None:
+    """The registry reads every integration's declaration without importing a hook module or the recorders
+    the hooks share (messaging, SQL, HTTP client): those wait for the application to use the library."""
+    result = _run("""
+        import json, sys
+        from obskit.integrations import _registry
+        before = set(sys.modules)
+        found = _registry.integrations()
+        shared = {"_messaging", "_sql", "_http_client"}
+        hooks = [m for m in sorted(set(sys.modules) - before) if m.startswith("obskit.integrations._")
+                 and (m.endswith("_hook") or m.rpartition(".")[2] in shared)]
+        print(json.dumps({"found": len(found), "hooks": hooks}))
+    """)
+    assert result["hooks"] == [] and result["found"] == len(_registry.integrations())
