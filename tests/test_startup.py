@@ -256,3 +256,25 @@ def test_reading_the_declarations_imports_no_hook() -> None:
         print(json.dumps({"found": len(found), "hooks": hooks}))
     """)
     assert result["hooks"] == [] and result["found"] == len(_registry.integrations())
+
+
+def test_otlp_grpc_export_imports_no_grpc_instrumentation() -> None:
+    """With OTLP/gRPC export ``init()`` imports grpc for the exporter, but neither the grpc integration's hook
+    nor OpenTelemetry's instrumentors or wrapt: they come with the application's first server or channel."""
+    result = _run(f"""
+        import json, os, sys
+        import obskit
+        tel = obskit.init(service_name="startup", otlp_endpoint="http://127.0.0.1:9", otlp_protocol="grpc",
+                          metrics_port=None)
+        hooks = {[*HOOKS_AND_MACHINERY, "obskit.integrations._grpc_hook"]!r}
+        imported = [m for m in hooks if m in sys.modules]
+        import grpc
+        from concurrent import futures
+        grpc.server(futures.ThreadPoolExecutor(max_workers=1)).stop(None)
+        from opentelemetry.instrumentation.grpc import GrpcInstrumentorServer
+        print(json.dumps({{"grpc": "grpc" in tel.integrations, "imported": imported,
+                          "server_traced": GrpcInstrumentorServer().is_instrumented_by_opentelemetry}}),
+              flush=True)
+        os._exit(0)  # no export to the closed port at exit
+    """)
+    assert result == {"grpc": True, "imported": [], "server_traced": True}
