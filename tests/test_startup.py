@@ -278,3 +278,23 @@ def test_otlp_grpc_export_imports_no_grpc_instrumentation() -> None:
         os._exit(0)  # no export to the closed port at exit
     """)
     assert result == {"grpc": True, "imported": [], "server_traced": True}
+
+
+def test_init_imports_no_multiprocessing_and_arms_it_once_imported() -> None:
+    """``init()`` does not import multiprocessing; once the application does, the children it forks are armed
+    to flush at exit (tests/test_loss_fork.py checks the flush itself)."""
+    result = _run("""
+        import json, sys
+        import obskit
+        obskit.init(service_name="startup", otlp_endpoint=None, metrics_port=None)
+        before = sorted(m for m in sys.modules if m.partition(".")[0] in ("multiprocessing", "glob"))
+        import multiprocessing
+        child = multiprocessing.get_context("fork").Process(target=lambda: None)
+        child.start()
+        child.join()
+        import multiprocessing.util
+        from obskit._runtime import _fork
+        armed = [key[2] for key in multiprocessing.util._afterfork_registry].count(_fork._arm_child)
+        print(json.dumps({"before": before, "armed": armed, "exitcode": child.exitcode}))
+    """)
+    assert result == {"before": [], "armed": 1, "exitcode": 0}

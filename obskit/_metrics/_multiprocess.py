@@ -19,8 +19,6 @@ down when a worker dies) and their live gauges removed, so files do not pile up.
 from __future__ import annotations
 
 import contextlib
-import glob
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -120,6 +118,8 @@ def wipe(path: str, owner: int) -> None:
 
 
 def _wipe_unlocked(path: str, owner: int) -> None:
+    import glob
+
     for f in glob.glob(os.path.join(path, "*.db")):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f)
@@ -138,7 +138,11 @@ def _gunicorn_parent() -> bool:
 
 
 def _owner() -> int:
-    """The pid whose lifetime is this server run: the spawning supervisor, gunicorn's master, or us."""
+    """The pid whose lifetime is this server run: the spawning supervisor, gunicorn's master, or us.
+
+    multiprocessing is imported here, with a multiprocess directory configured, not in every process."""
+    import multiprocessing
+
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid:
         return parent.pid
@@ -251,6 +255,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _files_by_pid(path: str) -> dict[int, list[str]]:
+    import glob
+
     out: dict[int, list[str]] = {}
     for f in glob.glob(os.path.join(path, "*.db")):
         stem = os.path.basename(f)[:-3]

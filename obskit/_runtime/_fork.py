@@ -20,14 +20,19 @@ handles SIGTERM itself. A child that calls ``os._exit()`` itself runs nothing at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._safe import report_internal_error
+
+if TYPE_CHECKING:
+    from ._post_import import AfterImport
 
 __all__ = ["Phase", "register", "registered", "unregister"]
 
@@ -87,14 +92,38 @@ def _arm_multiprocessing() -> None:
 
     multiprocessing runs its after-fork list in the child after clearing the finalizers inherited from the
     parent, so the finalizer is made there, for that child; a fork not made by multiprocessing is untouched.
+    That list lives in ``multiprocessing.util``, which multiprocessing imports before it starts a child: if
+    the application has not imported it yet, obskit registers when it does, rather than importing
+    multiprocessing into every process that calls ``init()``.
     """
     global _armed
-    if _armed:
+    with _lock:
+        if _armed:
+            return
+        _armed = True
+    if "multiprocessing.util" in sys.modules:
+        _register_after_fork()
         return
-    _armed = True
-    import multiprocessing.util
+    from ._post_import import AfterImport
 
-    multiprocessing.util.register_after_fork(_MARKER, _arm_child)
+    finder = AfterImport({"multiprocessing.util"}, _register_after_fork, "arming multiprocessing children")
+    _finder.append(finder)
+    sys.meta_path.insert(0, finder)
+
+
+_finder: list[AfterImport] = []  # the finder waiting for multiprocessing.util, while it waits
+
+
+def _register_after_fork() -> None:
+    """Once ``multiprocessing.util`` is imported: the after-fork registration (and no more waiting)."""
+    with _lock:
+        for finder in _finder:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(finder)
+        _finder.clear()
+    # From sys.modules: right after the module has run, the package does not have it as an attribute yet.
+    util: Any = sys.modules["multiprocessing.util"]
+    util.register_after_fork(_MARKER, _arm_child)
 
 
 def _arm_child(_marker: object) -> None:
