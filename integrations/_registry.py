@@ -19,8 +19,9 @@ logging layer never imports the integrations.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import logging
-import pkgutil
+import os
 import sys
 import threading
 from collections.abc import Iterable
@@ -71,13 +72,47 @@ _provider: object | None = None
 _fork_hook = False
 
 
+# What a module file may end with (.py, .pyc, .so, ...), longest first as inspect.getmodulename tries them.
+_SUFFIXES = tuple(sorted(importlib.machinery.all_suffixes(), key=len, reverse=True))
+
+
+def _module_name(filename: str) -> str:
+    return next((filename[: -len(s)] for s in _SUFFIXES if filename.endswith(s)), "")
+
+
+def _public_modules(path: tuple[str, ...]) -> tuple[str, ...]:
+    """The public modules and packages in the package's folders, sorted: what ``pkgutil.iter_modules`` lists
+    (not ``_``-prefixed), from one ``os.scandir`` per folder. pkgutil took 0.6 ms, and the registry lists
+    the folders at each look-up, six in every ``init()``."""
+    names: set[str] = set()
+    for folder in path:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("_"):
+                continue  # private (or __pycache__)
+            name = _module_name(entry.name)
+            if not name and "." not in entry.name and entry.is_dir():
+                try:
+                    inside = os.listdir(entry.path)
+                except OSError:
+                    inside = []
+                if any(_module_name(f) == "__init__" for f in inside):
+                    name = entry.name
+            if name and "." not in name:
+                names.add(name)
+    return tuple(sorted(names))
+
+
 def _discover() -> dict[str, Integration]:
     """Every integration in the package, by name, in module order; modules are read again only when the
     package's folders or the modules in them change (listing them is cheap, importing is done once)."""
     global _found, _found_in
     package = importlib.import_module(PACKAGE)
     path = tuple(package.__path__)
-    modules = tuple(sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_")))
+    modules = _public_modules(path)
     with _lock:
         if _found_in == (path, modules):
             return _found

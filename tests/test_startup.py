@@ -298,3 +298,19 @@ def test_init_imports_no_multiprocessing_and_arms_it_once_imported() -> None:
         print(json.dumps({"before": before, "armed": armed, "exitcode": child.exitcode}))
     """)
     assert result == {"before": [], "armed": 1, "exitcode": 0}
+
+
+def test_registry_lists_the_modules_pkgutil_lists(tmp_path: Path) -> None:
+    """The registry's quick folder listing names the public modules and packages ``pkgutil`` does."""
+    import pkgutil
+
+    for name in ("plain.py", "_private.py", "not-a-name.py", "notes.txt", "compiled.pyc"):
+        (tmp_path / name).write_text("")
+    for name, init in (("pkg", True), ("folder", False), ("_hidden", True)):
+        (tmp_path / name).mkdir()
+        if init:
+            (tmp_path / name / "__init__.py").write_text("")
+    path = (*obskit.integrations.__path__, str(tmp_path))
+    listed = sorted(m.name for m in pkgutil.iter_modules(path) if not m.name.startswith("_"))
+    assert list(_registry._public_modules(path)) == listed
+    assert {"compiled", "pkg", "plain", "urllib"} <= set(listed)
