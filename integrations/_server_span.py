@@ -18,6 +18,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -180,10 +181,68 @@ def wsgi_request_attributes(environ: MutableMapping[str, Any],
     return attrs, parent
 
 
+_plain_samplers: dict[int, tuple[Any, bool]] = {}
+
+
+def _ignores_attributes(sampler: Any) -> bool:
+    """Whether ``sampler`` decides without reading the span's attributes: the SDK's stock samplers (always
+    on/off, trace-id ratio, parent-based over those) do; a user's own sampler may not."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, StaticSampler, TraceIdRatioBased
+
+    if type(sampler) in (StaticSampler, TraceIdRatioBased):
+        return True
+    if type(sampler) is ParentBased:
+        delegates = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
+                     "_local_parent_not_sampled")
+        return all(_ignores_attributes(getattr(sampler, d, None)) for d in delegates)
+    return False
+
+
+def _sdk_sampler(tracer: Any) -> Any:
+    real = getattr(tracer, "_tracer", None)  # obskit's forwarding tracer: the SDK tracer it forwards to
+    return getattr(real() if callable(real) else tracer, "sampler", None)
+
+
+def _attributes_after_start(tracer: Any) -> bool:
+    """Whether the attributes can be put into the span once it has started rather than passed to
+    ``start_span`` (decided once per sampler object)."""
+    sampler = _sdk_sampler(tracer)
+    if sampler is None:
+        return False
+    hit = _plain_samplers.get(id(sampler))
+    if hit is None or hit[0] is not sampler:
+        if len(_plain_samplers) >= 16:
+            _plain_samplers.clear()
+        hit = _plain_samplers[id(sampler)] = (sampler, _ignores_attributes(sampler))
+    return bool(hit[1])
+
+
+def _put(span: Any, attrs: dict[str, Any]) -> None:
+    """``span.set_attributes(attrs)`` for attributes this module built (str and int values, fewer than any
+    limit): straight into the SDK's container when it is the plain one, skipping its per-value checks,
+    which cost more than the rest of starting the span."""
+    held = getattr(span, "_attributes", None)
+    if (type(held) is BoundedAttributes and held._immutable is False and held.max_value_len is None
+            and type(held._dict) is dict and not held._dict
+            and (held.maxlen is None or len(attrs) <= held.maxlen)):
+        held._dict.update(attrs)
+    else:
+        span.set_attributes(attrs)
+
+
 def start_server_span(name: str, attrs: dict[str, Any],
                       parent: otel_context.Context | None) -> tuple[trace.Span, object]:
-    """Start the SERVER span and make it current; returns it and the token :func:`end_server_span` needs."""
-    span = _get_tracer().start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+    """Start the SERVER span and make it current; returns it and the token :func:`end_server_span` needs.
+
+    ``attrs`` hold only str and int values (``request_attributes``); when the sampler does not read them,
+    they are put into the started span directly (:func:`_put`)."""
+    tracer = _get_tracer()
+    if _attributes_after_start(tracer):
+        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+        if span.is_recording():
+            _put(span, attrs)
+    else:
+        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
     token = otel_context.attach(trace.set_span_in_context(span, parent))
     return span, token
 

@@ -100,6 +100,7 @@ class _InSpan:
         async def send_noting_status(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 request.status = int(message["status"])
+                _note_route(scope, request)
             await send(message)
 
         try:
@@ -108,6 +109,7 @@ class _InSpan:
             request.failed(exc)
             raise
         finally:
+            _note_route(scope, request)  # an exception before any response: routing has still run
             request.finish()
 
     async def _logging_errors(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -189,10 +191,13 @@ class ObskitASGIMiddleware:
             await self._otel(scope, receive, send)
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send, request: ServerRequest) -> None:
-        """One request in one pass: the span, its attributes and its outcome (see ``_server_span``)."""
-        route = _route(scope.get("app") or self.app, scope)
-        request.route = route
-        attrs, parent = _server_span.request_attributes(scope, request.method, route)
+        """One request in one pass: the span, its attributes and its outcome (see ``_server_span``).
+
+        The route template is read from what the app's router chose (``scope["route"]``) when the response
+        starts, rather than found by matching every route a second time before the app runs; the span,
+        started as ``METHOD``, is renamed then (as OpenTelemetry's middleware renames its span)."""
+        scope[_ROUTING] = (scope.get("app") or self.app, scope.get("path"), scope.get("root_path", ""))
+        attrs, parent = _server_span.request_attributes(scope, request.method, None)
         span, token = _server_span.start_server_span(request.span_name, attrs, parent)
         failure: BaseException | None = None
         try:
@@ -201,6 +206,7 @@ class ObskitASGIMiddleware:
             failure = exc
             raise
         finally:
+            _note_route(scope, request)
             _server_span.end_server_span(span, token, request.status, failure)
 
     def _excluded(self, scope: Scope) -> bool:
@@ -234,6 +240,7 @@ def _paths(paths: str | list[str] | tuple[str, ...] | None) -> _http_server.Excl
 
 _TRACED = "obskit.traced"
 _REQUEST = "obskit.request"
+_ROUTING = "obskit.routing"  # (app, path, root_path) as the request came in, until the route is noted
 _FASTAPI_NATIVE = "fastapi.telemetry"  # set in the scope by FastAPI's own telemetry while it traces a request
 
 
@@ -246,6 +253,37 @@ def _traced_elsewhere(app: Any) -> bool:
         return native is not None and bool(native.config.get("tracing")) and bool(native.enabled())
     except Exception:
         return False
+
+
+def _note_route(scope: Scope, request: ServerRequest) -> None:
+    """Once routing has run: the route template, onto the request (its metrics) and its span (name and
+    ``http.route``). Only for requests traced by ``_traced``, and once."""
+    routing = scope.pop(_ROUTING, None)
+    if routing is not None and request.route is None:
+        request.set_route(_routed(scope, *routing))
+
+
+def _routed(scope: Scope, app: Any, path: Any, root_path: Any) -> str | None:
+    """The template of the route the router chose: its ``path`` when it is one of the app's own routes
+    (not a Mount, nor a route included under a prefix); else found by matching the request as it came in
+    (``path`` and ``root_path`` before routing changed them)."""
+    chosen = scope.get("route")
+    routes = getattr(app, "routes", None)
+    if not routes:
+        return None
+    if scope.get("root_path", "") == root_path:
+        # FastAPI >= 0.160 keeps an included router's routes unprefixed and records the route it chose,
+        # with the prefixes, in its own part of the scope.
+        fastapi_scope = scope.get("fastapi")
+        effective = fastapi_scope.get("effective_route_context") if isinstance(fastapi_scope, dict) else None
+        template = getattr(effective, "path_format", None)
+        if isinstance(template, str) and template:
+            return template
+        if chosen is not None and not getattr(chosen, "routes", None):
+            template = getattr(chosen, "path", None)
+            if isinstance(template, str) and any(r is chosen for r in routes):
+                return template
+    return _route(app, {**scope, "path": path, "root_path": root_path})
 
 
 def _route(app: Any, scope: Scope, prefix: str = "") -> str | None:

@@ -560,6 +560,69 @@ def test_starlette_integration_names_spans_by_route_through_mounts() -> None:
     assert routes == ["/api/users/{user_id}", None]
 
 
+def test_fastapi_route_templates_through_included_routers_and_failures() -> None:
+    """integrations=["fastapi"]: the route template is read after routing, so a route included under a
+    prefix keeps its prefix, a route that raises before any response still names its span and its
+    metric series, and an unmatched path is plain GET."""
+    fastapi = pytest.importorskip("fastapi")
+    from obskit._metrics._exposition import render
+
+    with capture(integrations=["fastapi"]) as cap:
+        api = fastapi.FastAPI()
+        router = fastapi.APIRouter()
+
+        @router.get("/orders/{order_id}")
+        async def order(order_id: int) -> dict[str, int]:
+            return {"id": order_id}
+
+        @api.get("/boom/{n}")
+        async def boom(n: int) -> None:
+            raise RuntimeError("boom")
+
+        api.include_router(router, prefix="/v1")
+        assert _asgi_get(api, "/v1/orders/7") == 200
+        with contextlib.suppress(RuntimeError):
+            _asgi_get(api, "/boom/1")
+        assert _asgi_get(api, "/nowhere") == 404
+        names = _server_spans(cap)
+        scrape = render()[0].decode()
+    assert names == ["GET /v1/orders/{order_id}", "GET /boom/{n}", "GET"]
+    assert 'http_route="/v1/orders/{order_id}"' in scrape and 'http_route="/boom/{n}"' in scrape
+    assert "/v1/orders/7" not in scrape
+
+
+def test_server_span_attributes_reach_a_sampler_that_reads_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sampler of the user's own gets the request's attributes at the start, as OpenTelemetry promises;
+    with the SDK's stock samplers (which never read them) they go into the started span directly. Either
+    way the span ends with the same attributes."""
+    from obskit.integrations import _server_span
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+
+    seen: list[dict[str, Any]] = []
+
+    class Reading(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None,
+                          attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> SamplingResult:
+            seen.append(dict(attributes or {}))
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+        def get_description(self) -> str:
+            return "reading"
+
+    attrs = {"url.path": "/x", "http.request.method": "GET", "server.port": 8000}
+    ended = []
+    for sampler in (Reading(), ParentBased(ALWAYS_ON)):
+        tracer = TracerProvider(sampler=sampler, shutdown_on_exit=False).get_tracer("t")
+        monkeypatch.setattr(_server_span, "_tracer", tracer)
+        span, token = _server_span.start_server_span("GET", dict(attrs), None)
+        _server_span.end_server_span(span, token, 200, None)
+        ended.append(dict(span.attributes or {}))  # type: ignore[attr-defined]
+    assert seen == [attrs]
+    assert ended == [{**attrs, "http.response.status_code": 200}] * 2
+
+
 def test_starlette_integration_off_again_after_disable_all() -> None:
     """disable_all() restores Starlette: apps built afterwards make no spans."""
     from starlette.applications import Starlette
