@@ -17,7 +17,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -58,6 +58,18 @@ class _HeadersGetter(Getter[dict[str, list[str]]]):
 
 _GETTER = _HeadersGetter()
 _tracer: trace.Tracer | None = None
+_propagate: Any = None
+
+
+def _propagation() -> Any:
+    """``opentelemetry.propagate``, imported by the first request: importing it reads the configured
+    propagators (entry points), a cost every ``init()`` paid when the registry read this integration."""
+    global _propagate
+    if _propagate is None:
+        from opentelemetry import propagate
+
+        _propagate = propagate
+    return _propagate
 
 
 def _get_tracer() -> trace.Tracer:
@@ -112,6 +124,7 @@ def request_attributes(scope: Scope, method: str,
         attrs["client.address"] = client[0]
     host: str | None = None
     carrier: dict[str, list[str]] | None = None
+    propagate = _propagate or _propagation()
     fields = propagate.get_global_textmap().fields
     for name, value in scope.get("headers") or ():
         if name == b"host":
@@ -168,6 +181,7 @@ def wsgi_request_attributes(environ: MutableMapping[str, Any],
     if client:  # client.port: opt-in, as above
         attrs["client.address"] = client
     carrier: dict[str, list[str]] | None = None
+    propagate = _propagate or _propagation()
     for field in propagate.get_global_textmap().fields:
         key = _ENVIRON_FIELDS.get(field)
         if key is None:
