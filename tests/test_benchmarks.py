@@ -42,8 +42,10 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "bench_http_clients": ({"n": 20, "rounds": 1}, {f"{client}_{key}" for client in ("urllib3", "urllib")
                                                      for key in ("bare_us", "obskit_us", "ratio",
                                                                  "overhead_us")} | {"emitted", "delivered"}),
-    # Peers (logfire, sentry, ddtrace) left out: optional packages, and twice the servers to start.
-    "bench_http": ({"seconds": 1, "connections": 4, "peers": False}, {
+    # Peers (logfire, sentry, ddtrace) left out: optional packages, and twice the servers to start. Django
+    # too: its three servers would take the test from about 19 s to 28 s (each server ~3 s: start, every
+    # worker booted, 1 s of load, stop); it shares Flask's gunicorn path, only the app differs.
+    "bench_http": ({"seconds": 1, "connections": 4, "peers": False, "frameworks": ("fastapi", "flask")}, {
         f"{fw}_{key}" for fw in ("fastapi", "flask") for key in (
         "bare_rps", "obskit_rps", "contrib_rps", "obskit_ratio", "contrib_ratio", "obskit_served",
         "obskit_delivered", "obskit_delivered_fraction", "contrib_served", "bare_cpu_us", "obskit_cpu_us",

@@ -1,16 +1,22 @@
 """HTTP throughput of a hello-world app: bare, with obskit, and with the raw OpenTelemetry contrib setup.
 
-FastAPI on uvicorn (1 worker) and Flask under gunicorn (1 sync worker), each loaded by ``wrk`` (Debian's
+FastAPI on uvicorn (1 worker), Flask under gunicorn (``-w 2``, sync workers) and Django under gunicorn
+(``-w 2``, sync workers; a one-file project: ``settings.configure()`` in the module, which is its own
+``ROOT_URLCONF``, one route, ``application = get_wsgi_application()``), each loaded by ``wrk`` (Debian's
 package) on loopback, one variant after the other in the same run:
 
 - ``bare``: the app alone, the server's defaults (its access lines on);
-- ``obskit``: ``obskit.init()`` and nothing else: server span, RED metrics, the access line correlated and
-  printed as JSON, spans exported over OTLP/HTTP to a loopback receiver (this process);
+- ``obskit``: ``obskit.init()`` and nothing else (for Django in the module, before
+  ``get_wsgi_application()``): server span, RED metrics, the access line correlated and printed as JSON,
+  spans exported over OTLP/HTTP to a loopback receiver (this process);
 - ``contrib``: what a user of OpenTelemetry's own packages writes for the same: ``TracerProvider`` +
   ``BatchSpanProcessor`` + ``OTLPSpanExporter``, ``MeterProvider`` + ``PeriodicExportingMetricReader`` +
   ``OTLPMetricExporter``, ``LoggingInstrumentor`` for correlated lines, and ``FastAPIInstrumentor`` (FastAPI)
   or contrib's WSGI middleware (Flask: ``opentelemetry-instrumentation-flask`` is built on it and has no
-  release in the series the other contrib packages here are at).
+  release in the series the other contrib packages here are at). Django: ``DjangoInstrumentor().instrument()``
+  before ``get_wsgi_application()`` when ``opentelemetry-instrumentation-django`` is installed and requires
+  the ``opentelemetry-*`` versions installed, else the WSGI middleware around ``application``, as for Flask
+  (:func:`django_instrumentor` decides; the run prints which).
 
 Peers, each only when its package is importable (``pip install -e '.[bench]'``; else reported absent), set
 up the way its documentation shows for the framework and pointed at a loopback receiver, so it really sends:
@@ -19,21 +25,28 @@ up the way its documentation shows for the framework and pointed at a loopback r
   ``OTEL_EXPORTER_OTLP_ENDPOINT`` (it then adds OTLP span, metric and log exporters) and
   ``logfire.instrument_fastapi(app)``; for Flask ``logfire.instrument_wsgi`` (``instrument_flask`` needs
   ``opentelemetry-instrumentation-flask``, whose only release pins an older instrumentation core than the
-  one installed); its console output left on, as by default;
-- ``sentry``: ``sentry_sdk.init(dsn=..., traces_sample_rate=1.0)`` before the app (its FastAPI/Flask
+  one installed); for Django ``logfire.instrument_django()`` where contrib uses ``DjangoInstrumentor`` (it is
+  built on it), else ``logfire.instrument_wsgi`` around ``application``; its console output left on, as by
+  default;
+- ``sentry``: ``sentry_sdk.init(dsn=..., traces_sample_rate=1.0)`` before the app (its FastAPI/Flask/Django
   integrations switch on by themselves), the DSN naming a loopback HTTP server (:class:`SentryReceiver`)
   that accepts envelopes and counts the transactions in them;
 - ``ddtrace``: the server started under ``ddtrace-run`` with ``DD_SERVICE`` and ``OTEL_TRACES_EXPORTER=otlp``
   (ddtrace's own OTLP/HTTP trace export, to the same receiver as the others; no Datadog agent runs).
 
-Every figure is requests/s from one wrk run; the ratios are against ``bare`` of the same run. Beside each
-instrumented figure: spans delivered to the receiver / requests served, the SERVER spans counted once the
-server has shut down (so what was still queued is either delivered or lost, not pending). "Served" is wrk's
-count of completed responses plus the warm-up request: the up to ``connections`` requests still in flight
-when wrk stops are served (and traced) but not counted, so a fraction can exceed 100% by that much. Servers
-are stopped with SIGTERM, as a deployment stops them: uvicorn then ends the process with the default SIGTERM
-handler, past ``atexit``, so the contrib setup loses what its batch processor still held (obskit flushes
-when uvicorn's shutdown returns); a short run can show it delivering nothing.
+Every figure is requests/s from one wrk run; the ratios are against ``bare`` of the same run. The load
+starts once every worker has booted (the session has all its processes and is idle), so no worker's
+start-up is counted in its CPU. Beside each instrumented figure: spans delivered to the receiver / requests
+served, the SERVER spans counted once the server has shut down (so what was still queued is either
+delivered or lost, not pending); under gunicorn each worker exports its own, all under the variant's
+service name. "Served" is wrk's count of completed responses plus the warm-up request: the up to
+``connections`` requests still in flight when wrk stops are served (and traced) but not counted, so a
+fraction can exceed 100% by that much. Servers are stopped with SIGTERM, as a deployment stops them:
+uvicorn then ends the process with the default SIGTERM handler, past ``atexit``, so the contrib setup loses
+what its batch processor still held (obskit flushes when uvicorn's shutdown returns); a short run can show
+it delivering nothing. gunicorn's master passes SIGTERM on to its workers, which finish their request and
+leave through ``sys.exit``: ``atexit`` runs there, and each worker's exporters flush (obskit's and
+contrib's alike).
 Beside each: p99 latency (``wrk --latency``), and for the peers obskit's CPU per request over theirs.
 Run: ``python tests/benchmarks/bench_http.py [seconds] [connections] [rounds] [--no-peers]``.
 Targets: obskit >= 0.75x bare req/s, and server CPU per request (every process of the server: master and
@@ -160,6 +173,126 @@ FLASK_ROUTE = """
         return {"hello": name}
     """
 
+# Django: a one-file project. Every variant starts with DJANGO_SETTINGS and ends with DJANGO_ROUTE; the
+# URLconf (this module) is read at the first request, so its patterns may follow ``application``.
+DJANGO_SETTINGS = """
+    from django.conf import settings
+    settings.configure(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], SECRET_KEY="bench", DEBUG=False)
+    """
+DJANGO = {
+    "bare": """
+        from django.core.wsgi import get_wsgi_application
+        application = get_wsgi_application()
+        """,
+    "obskit": """
+        import obskit
+        obskit.init(service_name="bench-django-obskit")
+        from django.core.wsgi import get_wsgi_application
+        application = get_wsgi_application()
+        """,
+    "contrib": """
+        from contrib_setup import setup
+        setup("bench-django-contrib")
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+        DjangoInstrumentor().instrument()
+        from django.core.wsgi import get_wsgi_application
+        application = get_wsgi_application()
+        """,
+    "logfire": """
+        import logfire
+        logfire.configure(service_name="bench-django-logfire", send_to_logfire=False)
+        logfire.instrument_django()
+        from django.core.wsgi import get_wsgi_application
+        application = get_wsgi_application()
+        """,
+    "sentry": """
+        import os
+        import sentry_sdk
+        sentry_sdk.init(dsn=os.environ["BENCH_SENTRY_DSN"], traces_sample_rate=1.0)
+        from django.core.wsgi import get_wsgi_application
+        application = get_wsgi_application()
+        """,
+    "ddtrace": """
+        from django.core.wsgi import get_wsgi_application
+        application = get_wsgi_application()
+        """,  # instrumented by ddtrace-run (RUNNERS)
+}
+# Without a usable opentelemetry-instrumentation-django (see django_instrumentor()): the WSGI middleware
+# around the application, as for Flask.
+DJANGO_WSGI = {
+    "contrib": """
+        from contrib_setup import setup
+        setup("bench-django-contrib")
+        from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+        from django.core.wsgi import get_wsgi_application
+        application = OpenTelemetryMiddleware(get_wsgi_application())
+        """,
+    "logfire": """
+        import logfire
+        logfire.configure(service_name="bench-django-logfire", send_to_logfire=False)
+        from django.core.wsgi import get_wsgi_application
+        application = logfire.instrument_wsgi(get_wsgi_application())
+        """,
+}
+DJANGO_ROUTE = """
+
+    from django.http import JsonResponse
+    from django.urls import path
+
+
+    def hello(request, name):
+        return JsonResponse({"hello": name})
+
+
+    urlpatterns = [path("hello/<str:name>", hello)]
+    """
+
+
+def django_instrumentor() -> str:
+    """Why contrib's Django app cannot use ``DjangoInstrumentor`` here, or "" when it can: the package is
+    installed and every ``opentelemetry-*`` package it requires is installed at a version it accepts (its
+    releases pin the instrumentation core exactly; pip would move every other instrumentation to match)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    try:
+        dist = metadata.distribution("opentelemetry-instrumentation-django")
+    except metadata.PackageNotFoundError:
+        return "opentelemetry-instrumentation-django is not installed"
+    if importlib.util.find_spec("opentelemetry.instrumentation.django") is None:
+        return "opentelemetry.instrumentation.django is not importable"
+    for line in dist.requires or ():
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an extra's (its "instruments": Django itself)
+        if not requirement.name.startswith("opentelemetry-"):
+            continue
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            return f"opentelemetry-instrumentation-django {dist.version} needs {requirement}, not installed"
+        if not requirement.specifier.contains(version, prereleases=True):
+            return (f"opentelemetry-instrumentation-django {dist.version} needs {requirement}, "
+                    f"{version} is installed")
+    return ""
+
+
+def django_contrib() -> str:
+    """What contrib's Django app instruments itself with here, and why, for the output."""
+    why = django_instrumentor()
+    return "WSGI middleware (" + why + ")" if why else "DjangoInstrumentor"
+
+
+def _sources(framework: str) -> tuple[str, dict[str, str], str]:
+    """(code before every variant's, each variant's code, the route after it) of ``framework``'s app."""
+    if framework == "fastapi":
+        return "", FASTAPI, FASTAPI_ROUTE
+    if framework == "flask":
+        return "", FLASK, FLASK_ROUTE
+    return DJANGO_SETTINGS, DJANGO | (DJANGO_WSGI if django_instrumentor() else {}), DJANGO_ROUTE
+
+
 CONTRIB_SETUP = """
 import logging
 
@@ -206,6 +339,21 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> No
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server did not come up")
+
+
+def _wait_booted(sid: int, processes: int, timeout: float = 30) -> None:
+    """Wait until session ``sid`` has ``processes`` processes and has used at most a clock tick of CPU over
+    a quarter of a second: with two sync workers the first request answered may come from one while the
+    other is still importing the app, and that start-up is no request's CPU. Gives up quietly after
+    ``timeout`` (a machine too loaded to go idle)."""
+    deadline = time.monotonic() + timeout
+    last = _session_cpu(sid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        cpu = _session_cpu(sid)
+        if len(session_pids(sid)) >= processes and cpu - last <= 1 / _TICK:
+            return
+        last = cpu
 
 
 _WRK = re.compile(r"(\d+) requests in .*?Requests/sec:\s+([\d.]+)", re.S)
@@ -354,7 +502,10 @@ class SentryReceiver:
 VARIANTS = ("bare", "obskit", "contrib")
 PEERS = ("logfire", "sentry", "ddtrace")
 PEER_MODULES = {"logfire": "logfire", "sentry": "sentry_sdk", "ddtrace": "ddtrace"}
-SENTRY_PROJECT = {"fastapi": 1, "flask": 2}
+SENTRY_PROJECT = {"fastapi": 1, "flask": 2, "django": 3}
+FRAMEWORKS = ("fastapi", "flask", "django")
+WORKERS = {"fastapi": 1, "flask": 2, "django": 2}  # uvicorn's; gunicorn's sync workers
+LABELS = {"fastapi": "FastAPI on uvicorn", "flask": "Flask under gunicorn", "django": "Django under gunicorn"}
 
 
 def installed(peer: str) -> bool:
@@ -388,11 +539,11 @@ def serve(framework: str, variant: str, endpoint: str, *, sentry_dsn: str = "", 
           extra_env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``variant``'s app of ``framework`` serving on a free loopback port, up (a first request answered), its
     telemetry sent to ``endpoint``; ``prelude`` is code run before the app's own; stopped with SIGTERM."""
-    sources, route = (FASTAPI, FASTAPI_ROUTE) if framework == "fastapi" else (FLASK, FLASK_ROUTE)
+    head, sources, route = _sources(framework)
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         cwd = Path(tmp)
-        (cwd / "app.py").write_text(textwrap.dedent(prelude) + textwrap.dedent(sources[variant])
-                                    + textwrap.dedent(route))
+        (cwd / "app.py").write_text(textwrap.dedent(prelude) + textwrap.dedent(head)
+                                    + textwrap.dedent(sources[variant]) + textwrap.dedent(route))
         (cwd / "contrib_setup.py").write_text(CONTRIB_SETUP)
         port = _free_port()
         env = _env(endpoint)
@@ -409,17 +560,20 @@ def serve(framework: str, variant: str, endpoint: str, *, sentry_dsn: str = "", 
             # rich): without it, the other variants run as where logfire is not installed.
             env["PYDANTIC_DISABLE_PLUGINS"] = "logfire-plugin"
         env.update(extra_env or {})
+        workers = WORKERS[framework]
         if framework == "fastapi":
             cmd = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1"]
+                   "--workers", str(workers)]
         else:
-            cmd = [str(BIN / "gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
-                   "--access-logfile", "-", "app:app"]
+            cmd = [str(BIN / "gunicorn"), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+                   "--access-logfile", "-", "app:application" if framework == "django" else "app:app"]
         with open(os.devnull, "wb") as sink:
             proc = subprocess.Popen(runner + cmd, cwd=cwd, env=env, stdout=sink, stderr=sink,
                                     start_new_session=True)
             try:
                 _wait_up(f"http://127.0.0.1:{port}/hello/warm", proc)
+                # uvicorn with one worker serves in its own process; gunicorn has a master besides
+                _wait_booted(proc.pid, workers + (framework != "fastapi"))
                 yield proc, port
             finally:
                 proc.send_signal(signal.SIGTERM)  # both servers stop gracefully on it; obskit flushes
@@ -444,16 +598,16 @@ def _measure(framework: str, variant: str, rx: OTLPReceiver, sentry: SentryRecei
             "cpu_us": 1e6 * cpu / max(served, 1), "p99_ms": p99}
 
 
-def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1,
-        peers: bool = True) -> dict[str, float]:
-    """For each framework: every variant's requests/s, server CPU per request and p99 latency (medians over
-    ``rounds``, the variants' order rotated each round so that a drift in the machine's load hits each
-    alike), the ratios to bare, and spans delivered/served summed over the rounds. ``peers``: also the
-    installed peers (logfire, sentry, ddtrace); the absent ones have no figures."""
+def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1, peers: bool = True,
+        frameworks: tuple[str, ...] = FRAMEWORKS) -> dict[str, float]:
+    """For each of ``frameworks``: every variant's requests/s, server CPU per request and p99 latency
+    (medians over ``rounds``, the variants' order rotated each round so that a drift in the machine's load
+    hits each alike), the ratios to bare, and spans delivered/served summed over the rounds. ``peers``: also
+    the installed peers (logfire, sentry, ddtrace); the absent ones have no figures."""
     out: dict[str, float] = {}
     variants = VARIANTS + tuple(p for p in PEERS if peers and installed(p))
     with OTLPReceiver("http") as rx, SentryReceiver() as sentry:
-        for framework in ("fastapi", "flask"):
+        for framework in frameworks:
             runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
             seen = dict.fromkeys(variants, 0.0)
             for r in range(rounds):
@@ -491,19 +645,21 @@ def main(argv: list[str] | None = None) -> int:
     connections = int(args[1]) if len(args) > 1 else 32
     rounds = int(args[2]) if len(args) > 2 else 3
     r: dict[str, Any] = run(seconds, connections, rounds, peers)
-    print(f"wrk -t1 -c{connections} -d{seconds:g}s --latency on loopback; 1 worker each; medians of {rounds} "
-          "rounds, variants interleaved")
-    print(f"{'app':<34}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}{'p99 ms':>8}"
+    print(f"wrk -t1 -c{connections} -d{seconds:g}s --latency on loopback; uvicorn 1 worker, gunicorn 2 sync "
+          f"workers; medians of {rounds} rounds, variants interleaved")
+    print(f"Django contrib: {django_contrib()}")
+    print(f"{'app':<37}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}{'p99 ms':>8}"
           "   delivered/served")
-    for framework, label in (("fastapi", "FastAPI on uvicorn"), ("flask", "Flask under gunicorn")):
-        print(f"{label + ', bare':<34}{r[f'{framework}_bare_rps']:>8.0f}{1.0:>8.2f}"
+    for framework in FRAMEWORKS:
+        label = LABELS[framework]
+        print(f"{label + ', bare':<37}{r[f'{framework}_bare_rps']:>8.0f}{1.0:>8.2f}"
               f"{r[f'{framework}_bare_cpu_us']:>12.0f}{1.0:>8.2f}{r[f'{framework}_bare_p99_ms']:>8.1f}   -")
         for variant, name in NAMES.items():
             if f"{framework}_{variant}_rps" not in r:
                 continue
             delivered = int(r[f"{framework}_{variant}_delivered"])
             served = int(r[f"{framework}_{variant}_served"])
-            print(f"{label + ', ' + name:<34}{r[f'{framework}_{variant}_rps']:>8.0f}"
+            print(f"{label + ', ' + name:<37}{r[f'{framework}_{variant}_rps']:>8.0f}"
                   f"{r[f'{framework}_{variant}_ratio']:>8.2f}{r[f'{framework}_{variant}_cpu_us']:>12.0f}"
                   f"{r[f'{framework}_{variant}_cpu_ratio']:>8.2f}{r[f'{framework}_{variant}_p99_ms']:>8.1f}"
                   f"   {delivered}/{served} ({r[f'{framework}_{variant}_delivered_fraction']:.0%})")
