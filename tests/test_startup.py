@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 from obskit.integrations import _registry
+from otlp_receiver import OTLPReceiver
 
 import obskit
 
@@ -210,6 +211,31 @@ def test_otlp_http_export_imports_no_requests() -> None:
                           "imported": [m for m in ("requests", "urllib3") if m in sys.modules]}))
     """)
     assert result == {"delivered": True, "http_exporter": True, "imported": []}
+
+
+def test_otlp_http_export_imports_no_protobuf() -> None:
+    """Over OTLP/HTTP, ``init()`` and exporting a span and a log line import no protobuf, no OTLP exporter."""
+    with OTLPReceiver("http") as rx:
+        result = _run(f"""
+            import json, logging, os, sys
+            os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = {rx.endpoint!r}
+            import obskit
+            tel = obskit.init(service_name="x")
+            with obskit.span("checkout"):
+                pass
+            logging.getLogger("app").warning("paid")
+            flushed = tel._tracing.force_flush(10) and tel.logger_provider.force_flush(10_000)
+            imported = sorted(m for m in sys.modules if m.startswith(
+                ("google.protobuf", "opentelemetry.exporter.otlp.proto", "opentelemetry.proto")))
+            obskit.shutdown(10)
+            print(json.dumps({{"flushed": flushed, "imported": imported}}))
+        """)
+        assert rx.wait_for(lambda r: bool(r.spans() and r.log_records()))
+        spans, records = rx.spans(), rx.log_records()
+    assert result == {"flushed": True, "imported": []}
+    assert [s.name for s in spans] == ["checkout"]
+    assert [r.body.string_value for r in records] == ["paid"]
 
 
 def _typed_imports() -> dict[str, str]:

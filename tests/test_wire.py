@@ -8,6 +8,8 @@ its serialization byte for byte.
 from __future__ import annotations
 
 import random
+import socket
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +34,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 from opentelemetry.trace.span import TraceState
 from otlp_receiver import OTLPReceiver
 
-from obskit._runtime import _wire
+from obskit._runtime import _otlp_http, _wire
 
 I64 = st.integers(-(2**63), 2**63 - 1)
 U64 = st.integers(0, 2**64 - 1)
@@ -453,7 +455,9 @@ def test_obskit_exporters_deliver_the_fast_encoding(protocol: str, fresh: None) 
         config = _config(rx.endpoint, "grpc" if protocol == "grpc" else "http/protobuf")
         span_exporter = build_otlp_exporter("traces", config)
         log_exporter = build_otlp_exporter("logs", config)
-        assert type(span_exporter).__module__ == type(log_exporter).__module__ == _wire.__name__
+        # over HTTP obskit's own exporters (no protobuf), over gRPC the SDK's parsing obskit's encoding
+        module = _otlp_http.__name__ if protocol == "http" else _wire.__name__
+        assert type(span_exporter).__module__ == type(log_exporter).__module__ == module
         assert span_exporter.export(spans) is SpanExportResult.SUCCESS
         assert log_exporter.export(records).name == "SUCCESS"
         assert rx.wait_for(lambda r: bool(r.requests("traces") and r.requests("logs")))
@@ -463,18 +467,67 @@ def test_obskit_exporters_deliver_the_fast_encoding(protocol: str, fresh: None) 
         log_exporter.shutdown()
 
 
-def test_http_exporter_keeps_the_sdk_size_limit(tracer_and_spans: tuple[Any, InMemorySpanExporter]) -> None:
-    """A request over the exporter's max_request_size is refused before sending, as the SDK's export does."""
+@pytest.mark.parametrize("kind", ["obskit", "sdk"])
+def test_http_exporter_keeps_the_sdk_size_limit(kind: str,
+                                                tracer_and_spans: tuple[Any, InMemorySpanExporter]) -> None:
+    """A request over the exporter's max_request_size is refused before sending, as the SDK's export does:
+    obskit's HTTP exporter, and the SDK's (with obskit's encoding) it falls back to on other OTel versions."""
     tracer, memory = tracer_and_spans
     with tracer.start_as_current_span("s", attributes=HTTP_SERVER_ATTRIBUTES):
         pass
     spans = list(memory.get_finished_spans())
+    cls = _otlp_http.OTLPHTTPSpanExporter if kind == "obskit" else _wire.http_exporter_class("traces")
     with OTLPReceiver("http") as rx:
-        exporter = _wire.http_exporter_class("traces")(endpoint=f"{rx.endpoint}/v1/traces",
-                                                       max_request_size=64)
+        exporter = cls(endpoint=f"{rx.endpoint}/v1/traces", max_request_size=64)
         assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert rx.requests("traces") == []
         exporter._max_request_size = 0  # the SDK's "no limit"
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         assert rx.wait_for(lambda r: len(r.requests("traces")) == 1)
         exporter.shutdown()
         assert exporter.export(spans) is SpanExportResult.FAILURE  # after shutdown, as the SDK's
+
+
+def test_http_exporter_sends_the_sdk_default_headers() -> None:
+    """obskit's HTTP exporter sends the OTLP Content-Type and User-Agent the SDK's exporters send."""
+    from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS
+
+    assert _otlp_http.OTLP_HTTP_HEADERS == _OTLP_HTTP_HEADERS
+    exporter = _otlp_http.OTLPHTTPLogExporter("http://127.0.0.1:9/v1/logs", {"x-k": "v"})
+    assert exporter._client._headers == {"content-type": "application/x-protobuf",
+                                         "user-agent": _OTLP_HTTP_HEADERS["User-Agent"], "x-k": "v"}
+    exporter.shutdown()
+
+
+def test_http_exporter_logs_a_refused_batch_on_the_sdk_logger(
+        tracer_and_spans: tuple[Any, InMemorySpanExporter], caplog: pytest.LogCaptureFixture) -> None:
+    """A batch that cannot be delivered fails, logged on the SDK exporter's logger (users' filters apply)."""
+    tracer, memory = tracer_and_spans
+    with tracer.start_as_current_span("s"):
+        pass
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    exporter = _otlp_http.OTLPHTTPSpanExporter(f"http://127.0.0.1:{port}/v1/traces", timeout=0.5)
+    with caplog.at_level("WARNING", logger="opentelemetry.exporter.otlp.proto.http.trace_exporter"):
+        assert exporter.export(list(memory.get_finished_spans())) is SpanExportResult.FAILURE
+    exporter.shutdown()
+    assert {r.name for r in caplog.records} == {"opentelemetry.exporter.otlp.proto.http.trace_exporter"}
+
+
+def test_http_falls_back_to_the_sdk_exporter(tracer_and_spans: tuple[Any, InMemorySpanExporter],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where obskit's HTTP exporter cannot be imported (another OTel version), the SDK's sends the spans."""
+    from obskit._runtime._otlp_build import build_otlp_exporter
+
+    tracer, memory = tracer_and_spans
+    with tracer.start_as_current_span("s", attributes=HTTP_SERVER_ATTRIBUTES):
+        pass
+    spans = list(memory.get_finished_spans())
+    monkeypatch.setitem(sys.modules, "obskit._runtime._otlp_http", None)  # its import raises ImportError
+    monkeypatch.delattr(sys.modules["obskit._runtime"], "_otlp_http")
+    with OTLPReceiver("http") as rx:
+        exporter = build_otlp_exporter("traces", _config(rx.endpoint, "http/protobuf"))
+        assert type(exporter) is _wire.http_exporter_class("traces")
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        assert rx.wait_for(lambda r: r.requests("traces") == [sdk_encode_spans(spans)])
+        exporter.shutdown()

@@ -8,6 +8,9 @@ rejected: its well-formed entries would still be sent. So every setting is passe
 timeout, compression, TLS material, the HTTP transport: ``_http_transport``'s, on ``http.client``, so that
 exporting never imports requests), and the header set the exporter ended up with is then replaced by exactly
 obskit's. The OTel header parser's warning, which quotes a malformed entry (a secret) verbatim, is masked.
+
+Over HTTP, spans and log records go through obskit's exporters (``_otlp_http``), which import no protobuf;
+they read no environment variable either, and get the same explicit settings and pinned headers.
 """
 
 from __future__ import annotations
@@ -72,28 +75,45 @@ def _grpc(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]
     return exporter
 
 
-def _http(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]) -> Any:
+def _http_class(signal: Signal) -> tuple[Any, str, dict[str, str], Any]:
+    """(exporter class, its transport argument's name, the OTLP default headers it sends, its compression
+    enum) for ``signal``. Spans and log records: obskit's (``_otlp_http``: no protobuf is imported), or
+    where this opentelemetry version lacks the HTTP client it is built on, the SDK's sending obskit's
+    encoding (``_wire``). Metrics: the SDK's, which imports protobuf (the metrics guard builds it at the
+    first push)."""
+    if signal in ("traces", "logs"):
+        try:
+            from . import _otlp_http
+        except ImportError:
+            pass
+        else:
+            H = _otlp_http.OTLPHTTPSpanExporter if signal == "traces" else _otlp_http.OTLPHTTPLogExporter
+            return H, "transport", _otlp_http.OTLP_HTTP_HEADERS, _otlp_http.Compression
     from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS, Compression
 
+    if signal in ("traces", "logs"):
+        return http_exporter_class(signal), "_transport", _OTLP_HTTP_HEADERS, Compression
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter, "_transport", _OTLP_HTTP_HEADERS, Compression
+
+
+def _http(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]) -> Any:
     from ._http_transport import StdlibHTTPTransport
 
-    H: Any
-    if signal in ("traces", "logs"):
-        H = http_exporter_class(signal)  # the SDK's, sending obskit's fast encoding (_wire)
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as H
+    H, transport_arg, defaults, compression_of = _http_class(signal)
     client_cert: str | tuple[str, str] | None = config.otlp_client_certificate
     if config.otlp_client_certificate is not None and config.otlp_client_key is not None:
         client_cert = (config.otlp_client_certificate, config.otlp_client_key)
     transport = StdlibHTTPTransport(verify=config.otlp_certificate or True, cert=client_cert)
-    compression = Compression(config.otlp_compression)
+    compression = compression_of(config.otlp_compression)  # both enums' values: "none", "gzip", "deflate"
     exporter = H(endpoint=endpoint, headers=headers, timeout=config.export_timeout, compression=compression,
-                 _transport=transport)
+                 **{transport_arg: transport})
     client = getattr(exporter, "_client", None)
     if client is None or not isinstance(getattr(client, "_headers", None), dict):
         raise RuntimeError("cannot set the OTLP HTTP exporter's headers on this opentelemetry version")
-    pinned = {k.lower(): v for k, v in _OTLP_HTTP_HEADERS.items()} | headers
-    if compression is not Compression.NoCompression:
+    pinned = {k.lower(): v for k, v in defaults.items()} | headers
+    if compression.value != "none":
         pinned["Content-Encoding"] = compression.value
     client._headers = pinned  # only obskit's: never the ones it read from the environment
     return exporter

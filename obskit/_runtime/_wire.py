@@ -14,8 +14,9 @@ value of an unknown type: the SDK drops such an attribute with a logged error, o
 any fault in this module falls back to the SDK's encoder for that batch: a batch is never lost here.
 ``tests/test_wire.py`` checks the equality on generated spans and log records.
 
-The HTTP exporters send these bytes (:func:`http_exporter_class`); the gRPC ones parse them into the
-request message in C (:func:`grpc_exporter_class`), still faster than building it in Python.
+Over HTTP obskit's own exporters send these bytes (``_otlp_http``; :func:`http_exporter_class`, the SDK's
+sending them, where that module cannot be used); the gRPC ones parse them into the request message in C
+(:func:`grpc_exporter_class`), still faster than building it in Python.
 """
 
 from __future__ import annotations
