@@ -107,9 +107,8 @@ def test_items_of_a_failed_export_are_counted_as_dropped(fresh: None, protocol: 
 
 def test_exporters_are_built_in_init_on_the_callers_thread(fresh: None, receiver: OTLPReceiver,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """init() builds the span and log exporters before the first span: a burst never waits for gRPC to load.
-    The metric exporter too over gRPC; over HTTP at the first push, on the pusher's thread (no protobuf
-    import in init(); no queue waits for it)."""
+    """init() builds the span, log and metric exporters before the first span: a burst never waits for gRPC
+    to load. Over HTTP the metric exporter is obskit's too (no protobuf), so it is built there as well."""
     built: list[tuple[str, str]] = []
     real = _exporters._new_otlp
 
@@ -120,14 +119,11 @@ def test_exporters_are_built_in_init_on_the_callers_thread(fresh: None, receiver
     monkeypatch.setattr(_exporters, "_new_otlp", spy)
     _init(receiver.endpoint, protocol_of(receiver), metrics=True)
     me = threading.current_thread().name
-    lazy = protocol_of(receiver) != "grpc"
-    assert sorted(built) == ([("logs", me), ("traces", me)] if lazy else
-                             [("logs", me), ("metrics", me), ("traces", me)])
+    assert sorted(built) == [("logs", me), ("metrics", me), ("traces", me)]
     with obskit.span("first"):
         obskit.get_logger("first").info("first")
-    assert obskit.shutdown(timeout=10)  # its final metric push builds the metric exporter over HTTP
-    assert sorted(signal for signal, _ in built) == ["logs", "metrics", "traces"]  # each built once
-    assert [thread != me for signal, thread in built if signal == "metrics"] == [lazy]
+    assert obskit.shutdown(timeout=10)
+    assert sorted(built) == [("logs", me), ("metrics", me), ("traces", me)]  # each built once, in init()
     assert receiver.wait_for(lambda r: bool(r.metrics()))
     assert any(s.name == "first" for s in receiver.spans())
 

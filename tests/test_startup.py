@@ -207,35 +207,48 @@ def test_otlp_http_export_imports_no_requests() -> None:
             pass
         delivered = obskit.shutdown(10)
         print(json.dumps({"delivered": delivered,
-                          "http_exporter": "opentelemetry.exporter.otlp.proto.http" in sys.modules,
+                          "http_exporter": "obskit._runtime._otlp_http" in sys.modules,
                           "imported": [m for m in ("requests", "urllib3") if m in sys.modules]}))
     """)
     assert result == {"delivered": True, "http_exporter": True, "imported": []}
 
 
 def test_otlp_http_export_imports_no_protobuf() -> None:
-    """Over OTLP/HTTP, ``init()`` and exporting a span and a log line import no protobuf, no OTLP exporter."""
+    """Over OTLP/HTTP, ``init()``, exporting a span and a log line, and pushing metrics (a flush, then the
+    final push of ``shutdown()``) import no protobuf, no OTLP exporter."""
     with OTLPReceiver("http") as rx:
         result = _run(f"""
             import json, logging, os, sys
             os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
             os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = {rx.endpoint!r}
             import obskit
+            def imported():
+                return sorted(m for m in sys.modules if m.startswith(
+                    ("google.protobuf", "opentelemetry.exporter.otlp.proto", "opentelemetry.proto")))
             tel = obskit.init(service_name="x")
+            orders = obskit.counter("startup_orders", "Orders", labels=["status"])
+            orders.inc(status="ok")
             with obskit.span("checkout"):
-                pass
+                orders.inc(2, status="ok")
             logging.getLogger("app").warning("paid")
             flushed = tel._tracing.force_flush(10) and tel.logger_provider.force_flush(10_000)
-            imported = sorted(m for m in sys.modules if m.startswith(
-                ("google.protobuf", "opentelemetry.exporter.otlp.proto", "opentelemetry.proto")))
-            obskit.shutdown(10)
-            print(json.dumps({{"flushed": flushed, "imported": imported}}))
+            pushed = obskit.force_flush(10)
+            after_flush = imported()
+            orders.inc(status="ok")
+            shut = obskit.shutdown(10)
+            print(json.dumps({{"flushed": flushed, "pushed": pushed, "shut": shut,
+                               "imported": after_flush, "at_exit": imported()}}))
         """)
-        assert rx.wait_for(lambda r: bool(r.spans() and r.log_records()))
+        assert rx.wait_for(lambda r: bool(r.spans() and r.log_records() and len(r.metrics_requests()) >= 2))
         spans, records = rx.spans(), rx.log_records()
-    assert result == {"flushed": True, "imported": []}
+        last = rx.metrics_requests()[-1]
+    assert result == {"flushed": True, "pushed": True, "shut": True, "imported": [], "at_exit": []}
     assert [s.name for s in spans] == ["checkout"]
     assert [r.body.string_value for r in records] == ["paid"]
+    orders = [m for rm in last.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+              if m.name.startswith("startup_orders")]
+    assert [[p.as_double for p in m.sum.data_points] for m in orders] == [[4.0]]  # the final push's value
+    assert orders[0].sum.is_monotonic and orders[0].sum.data_points[0].exemplars  # the span's exemplar
 
 
 def _typed_imports() -> dict[str, str]:

@@ -7,6 +7,7 @@ its serialization byte for byte.
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import sys
@@ -20,16 +21,33 @@ from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as sdk_encode_logs
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk_encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import Exemplar
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 from otlp_receiver import OTLPReceiver
@@ -467,6 +485,49 @@ def test_obskit_exporters_deliver_the_fast_encoding(protocol: str, fresh: None) 
         log_exporter.shutdown()
 
 
+def _a_metric() -> MetricsData:
+    point = NumberDataPoint({"status": "ok"}, 1, 2, 3, [Exemplar({}, 1.5, 2, span_id=5, trace_id=7)])
+    return MetricsData([ResourceMetrics(Resource({"service.name": "wire"}), [ScopeMetrics(
+        InstrumentationScope("obskit", "0.1.0"), [Metric("orders", "", "1", Sum(
+            [point], AggregationTemporality.CUMULATIVE, True))], "")], "")])
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_obskit_metric_exporter_delivers_the_sdk_encoding(protocol: str, fresh: None) -> None:
+    """Over HTTP the metric exporter obskit builds is its own (no protobuf), and a collector receives exactly
+    the SDK's encoding; over gRPC it is the SDK's."""
+    from obskit._runtime._otlp_build import build_otlp_exporter
+
+    data = _a_metric()
+    with OTLPReceiver(protocol) as rx:
+        exporter = build_otlp_exporter("metrics", _config(rx.endpoint, "grpc" if protocol == "grpc"
+                                                          else "http/protobuf"))
+        assert (type(exporter) is _otlp_http.OTLPHTTPMetricExporter) is (protocol == "http")
+        assert exporter.export(data, timeout_millis=10_000) is MetricExportResult.SUCCESS
+        assert rx.wait_for(lambda r: r.requests("metrics") == [sdk_encode_metrics(data)])
+        assert exporter.force_flush() is True
+        exporter.shutdown()
+
+
+def test_http_metric_exporter_keeps_the_sdk_limits_and_logger(caplog: pytest.LogCaptureFixture) -> None:
+    """obskit's metric exporter: the SDK's size limit, its failure after shutdown, its log lines on the SDK
+    metric exporter's logger; ``MetricExporter``'s preferences (none: a reader's defaults, cumulative)."""
+    data = _a_metric()
+    name = "opentelemetry.exporter.otlp.proto.http.metric_exporter"
+    with OTLPReceiver("http") as rx:
+        exporter = _otlp_http.OTLPHTTPMetricExporter(f"{rx.endpoint}/v1/metrics", max_request_size=16)
+        assert exporter._preferred_temporality is None and exporter._preferred_aggregation is None
+        with caplog.at_level("WARNING", logger=name):
+            assert exporter.export(data) is MetricExportResult.FAILURE
+        assert rx.requests("metrics") == []
+        exporter._max_request_size = 0
+        assert exporter.export(data) is MetricExportResult.SUCCESS
+        assert rx.wait_for(lambda r: len(r.requests("metrics")) == 1)
+        exporter.shutdown()
+        assert exporter.export(data) is MetricExportResult.FAILURE
+    assert caplog.records and {r.name for r in caplog.records} == {name}
+
+
 @pytest.mark.parametrize("kind", ["obskit", "sdk"])
 def test_http_exporter_keeps_the_sdk_size_limit(kind: str,
                                                 tracer_and_spans: tuple[Any, InMemorySpanExporter]) -> None:
@@ -516,7 +577,10 @@ def test_http_exporter_logs_a_refused_batch_on_the_sdk_logger(
 
 def test_http_falls_back_to_the_sdk_exporter(tracer_and_spans: tuple[Any, InMemorySpanExporter],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where obskit's HTTP exporter cannot be imported (another OTel version), the SDK's sends the spans."""
+    """Where obskit's HTTP exporter cannot be imported (another OTel version), the SDK's sends the spans (with
+    obskit's encoding) and the metrics."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
     from obskit._runtime._otlp_build import build_otlp_exporter
 
     tracer, memory = tracer_and_spans
@@ -531,3 +595,125 @@ def test_http_falls_back_to_the_sdk_exporter(tracer_and_spans: tuple[Any, InMemo
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         assert rx.wait_for(lambda r: r.requests("traces") == [sdk_encode_spans(spans)])
         exporter.shutdown()
+        metric_exporter = build_otlp_exporter("metrics", _config(rx.endpoint, "http/protobuf"))
+        assert type(metric_exporter) is OTLPMetricExporter
+        assert metric_exporter.export(_a_metric()) is MetricExportResult.SUCCESS
+        assert rx.wait_for(lambda r: r.requests("metrics") == [sdk_encode_metrics(_a_metric())])
+        metric_exporter.shutdown()
+
+
+# --- metrics ------------------------------------------------------------------------------------------------
+
+FLOAT = st.floats()  # NaN, infinities and -0.0 included: their bits are written as they are
+NUMBER = st.one_of(I64, FLOAT)
+U128 = st.integers(0, 2**128 - 1)
+EXEMPLAR = st.builds(Exemplar, st.dictionaries(KEY, SPAN_VALUE, max_size=3), NUMBER, U64,
+                     st.one_of(st.none(), U64), st.one_of(st.none(), U128))
+EXEMPLARS = st.lists(EXEMPLAR, max_size=2)
+POINT_ATTRS = st.dictionaries(KEY, SPAN_VALUE, max_size=4)
+NUMBER_POINT = st.builds(NumberDataPoint, POINT_ATTRS, U64, U64, NUMBER, EXEMPLARS)
+HISTOGRAM_POINT = st.builds(
+    HistogramDataPoint, POINT_ATTRS, U64, U64, U64, FLOAT, st.lists(U64, max_size=4),
+    st.lists(FLOAT, max_size=4), st.one_of(st.none(), FLOAT), st.one_of(st.none(), FLOAT), EXEMPLARS)
+TEMPORALITY = st.sampled_from(list(AggregationTemporality))
+METRIC_DATA = st.one_of(
+    st.builds(Sum, st.lists(NUMBER_POINT, max_size=3), TEMPORALITY, st.booleans()),
+    st.builds(Gauge, st.lists(NUMBER_POINT, max_size=3)),
+    st.builds(Histogram, st.lists(HISTOGRAM_POINT, max_size=3), TEMPORALITY))
+METRIC = st.builds(Metric, TEXT, st.one_of(st.none(), TEXT), st.one_of(st.none(), TEXT), METRIC_DATA)
+INSTRUMENTATION_SCOPE = SCOPE.map(lambda s: InstrumentationScope(*s))
+
+
+@st.composite
+def metrics_data(draw: st.DrawFn) -> MetricsData:
+    """1-3 resources (an equal one repeated sometimes: the SDK's grouping keeps the last one's scopes), each
+    with 1-3 scopes (an equal one repeated sometimes) of 0-3 metrics."""
+    out = []
+    for attrs, schema in draw(resource_specs(SCALAR)):
+        scopes = draw(st.lists(INSTRUMENTATION_SCOPE, min_size=1, max_size=3))
+        if draw(st.booleans()):
+            scopes.append(scopes[0])
+        out.append(ResourceMetrics(Resource(attrs, schema), [
+            ScopeMetrics(scope, draw(st.lists(METRIC, max_size=3)), scope.schema_url or "")
+            for scope in scopes], schema))
+    return MetricsData(out)
+
+
+def assert_same_metrics(data: MetricsData, ours: bytes) -> None:
+    sdk = sdk_encode_metrics(data)
+    assert ExportMetricsServiceRequest.FromString(ours) == sdk or any(
+        math.isnan(x) for x in _floats_of(data))  # NaN != NaN in the parsed messages
+    assert ours == sdk.SerializeToString()
+
+
+def _floats_of(data: MetricsData) -> Iterator[float]:
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                for p in m.data.data_points:
+                    yield from (v for v in vars(p).values() if isinstance(v, float))
+                    yield from (v for v in getattr(p, "explicit_bounds", ()) if isinstance(v, float))
+                    yield from (e.value for e in p.exemplars if isinstance(e.value, float))
+
+
+@PROPERTY
+@given(metrics_data())
+def test_metrics_encode_exactly_as_the_sdk(data: MetricsData) -> None:
+    ours = _wire.encode_metrics(data)
+    assert_same_metrics(data, ours)
+    assert _wire.metrics_request(data) == ours
+
+
+def test_pushed_metrics_are_byte_identical() -> None:
+    """What the pusher sends for obskit's instruments (counter with an exemplar, gauge, histogram) is the
+    SDK's encoding, byte for byte."""
+    from obskit._metrics import _instruments, counter, gauge, histogram
+    from obskit._metrics._otlp import snapshot
+
+    _instruments.reset()
+    try:
+        orders = counter("wire_orders", "Orders", labels=["status"])
+        depth = gauge("wire_depth", "Items waiting", labels=["queue"])
+        latency = histogram("wire_latency", "Latency", unit="seconds", labels=["provider"])
+        orders.inc(status="ok")
+        orders.inc(2.5, status="failed")
+        depth.set(7, queue="payments")
+        latency.observe(0.003, provider="acme")
+        with TracerProvider(shutdown_on_exit=False).get_tracer("t").start_as_current_span("s"):
+            latency.observe(0.25, provider="acme")
+            orders.inc(status="ok")
+        data = snapshot(_instruments.instruments(), Resource.create({"service.name": "wire"}))
+        ours = _wire.encode_metrics(data)
+        assert_same_metrics(data, ours)
+        exemplars = [e for m in ExportMetricsServiceRequest.FromString(ours).resource_metrics[0]
+                     .scope_metrics[0].metrics for p in (m.sum.data_points or m.histogram.data_points)
+                     for e in p.exemplars]
+        assert exemplars and all(len(e.trace_id) == 16 and len(e.span_id) == 8 for e in exemplars)
+    finally:
+        _instruments.reset()
+
+
+def test_exponential_histograms_go_to_the_sdk_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch holding an exponential histogram (which the fast encoder leaves alone) is the SDK's bytes,
+    nothing reported; so is an empty batch."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+    reported: list[Any] = []
+    monkeypatch.setattr(_wire, "report_internal_error", lambda *a: reported.append(a))
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False, views=[
+        View(instrument_name="exp", aggregation=ExponentialBucketHistogramAggregation())])
+    meter = provider.get_meter("m", "1")
+    meter.create_histogram("exp").record(3.5, {"k": "v"})
+    meter.create_counter("plain").add(2)
+    data = reader.get_metrics_data()
+    assert data is not None
+    with pytest.raises(_wire.Unsupported):
+        _wire.encode_metrics(data)
+    assert _wire.metrics_request(data) == sdk_encode_metrics(data).SerializeToString()
+    empty = MetricsData([])
+    assert _wire.metrics_request(empty) == b"" == sdk_encode_metrics(empty).SerializeToString()
+    assert reported == []
+    provider.shutdown()

@@ -63,15 +63,12 @@ class _Guard:
     abort (SIGABRT) or find its channel wedged. Holding the gate from just before the fork until just after
     it means no export is in flight when the process is copied; exports queued meanwhile wait that long.
 
-    ``lazy``: built at the first call instead (the metrics guard over HTTP, whose SDK exporter imports
-    protobuf): the metrics pusher's first export comes one interval after ``init()`` and has no queue a slow
-    build could overflow. A build that fails is reported and counted as a failed export, and retried at the
-    next call.
+    A build that fails is reported, each call then counted as a failed export, and retried at the next call.
     """
 
     signal: Signal
 
-    def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0, lazy: bool = False) -> None:
+    def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0) -> None:
         self._factory = factory
         self._generation = _self_telemetry.generation()
         self._lock = threading.Lock()
@@ -79,12 +76,11 @@ class _Guard:
         self._fork_wait = fork_wait
         self._paused = False
         self._inner: Any = None
-        if not lazy:
-            try:
-                with telemetry_section():
-                    self._inner = factory()
-            except Exception as exc:  # retried on first use
-                report_internal_error(f"{self.signal} exporter", exc)
+        try:
+            with telemetry_section():
+                self._inner = factory()
+        except Exception as exc:  # retried on first use
+            report_internal_error(f"{self.signal} exporter", exc)
         _fork.register(f"{self.signal} exporter {id(self)}", before=self._pause,
                        after_in_parent=self._resume, after_in_child=self._forget_in_child)
 
@@ -219,8 +215,8 @@ class GuardedLogExporter(_Guard, LogRecordExporter):
 class GuardedMetricExporter(_Guard, MetricExporter):
     signal: Signal = "metrics"
 
-    def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0, lazy: bool = False) -> None:
-        _Guard.__init__(self, factory, fork_wait, lazy)
+    def __init__(self, factory: Callable[[], Any], fork_wait: float = 10.0) -> None:
+        _Guard.__init__(self, factory, fork_wait)
         MetricExporter.__init__(self)  # cumulative temporality, default aggregation
 
     def export(
@@ -264,6 +260,6 @@ def make_exporter(signal: Signal, config: Config) -> Any:
         return GuardedSpanExporter(factory, config.export_timeout)
     if signal == "logs":
         return GuardedLogExporter(factory, config.export_timeout)
-    # Over HTTP the metric exporter (the SDK's, which imports protobuf) is built at the first push, on the
-    # pusher thread; over gRPC at once, as the others (grpc and protobuf are imported for them anyway).
-    return GuardedMetricExporter(factory, config.export_timeout, lazy=config.otlp_protocol != "grpc")
+    # Built in init() as the others: over HTTP obskit's exporter imports no protobuf (cheap to build), over
+    # gRPC grpc and protobuf are imported for the span and log exporters anyway.
+    return GuardedMetricExporter(factory, config.export_timeout)

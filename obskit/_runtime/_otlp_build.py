@@ -9,8 +9,8 @@ timeout, compression, TLS material, the HTTP transport: ``_http_transport``'s, o
 exporting never imports requests), and the header set the exporter ended up with is then replaced by exactly
 obskit's. The OTel header parser's warning, which quotes a malformed entry (a secret) verbatim, is masked.
 
-Over HTTP, spans and log records go through obskit's exporters (``_otlp_http``), which import no protobuf;
-they read no environment variable either, and get the same explicit settings and pinned headers.
+Over HTTP, spans, log records and metrics go through obskit's exporters (``_otlp_http``), which import no
+protobuf; they read no environment variable either, and get the same explicit settings and pinned headers.
 """
 
 from __future__ import annotations
@@ -77,18 +77,17 @@ def _grpc(signal: Signal, config: Config, endpoint: str, headers: dict[str, str]
 
 def _http_class(signal: Signal) -> tuple[Any, str, dict[str, str], Any]:
     """(exporter class, its transport argument's name, the OTLP default headers it sends, its compression
-    enum) for ``signal``. Spans and log records: obskit's (``_otlp_http``: no protobuf is imported), or
-    where this opentelemetry version lacks the HTTP client it is built on, the SDK's sending obskit's
-    encoding (``_wire``). Metrics: the SDK's, which imports protobuf (the metrics guard builds it at the
-    first push)."""
-    if signal in ("traces", "logs"):
-        try:
-            from . import _otlp_http
-        except ImportError:
-            pass
-        else:
-            H = _otlp_http.OTLPHTTPSpanExporter if signal == "traces" else _otlp_http.OTLPHTTPLogExporter
-            return H, "transport", _otlp_http.OTLP_HTTP_HEADERS, _otlp_http.Compression
+    enum) for ``signal``: obskit's (``_otlp_http``: no protobuf is imported), or where this opentelemetry
+    version lacks the HTTP client it is built on, the SDK's: for spans and log records sending obskit's
+    encoding (``_wire``), for metrics its own."""
+    try:
+        from . import _otlp_http
+    except ImportError:
+        pass
+    else:
+        H = {"traces": _otlp_http.OTLPHTTPSpanExporter, "logs": _otlp_http.OTLPHTTPLogExporter,
+             "metrics": _otlp_http.OTLPHTTPMetricExporter}[signal]
+        return H, "transport", _otlp_http.OTLP_HTTP_HEADERS, _otlp_http.Compression
     from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS, Compression
 
     if signal in ("traces", "logs"):

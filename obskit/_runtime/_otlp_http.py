@@ -1,4 +1,4 @@
-"""obskit's OTLP/HTTP exporters for spans and log records: no protobuf, no SDK exporter module.
+"""obskit's OTLP/HTTP exporters for spans, log records and metrics: no protobuf, no SDK exporter module.
 
 The SDK's OTLP/HTTP exporters import its protobuf encoders (and protobuf with them) at import, about 25 ms
 of every ``init()`` and part of the interpreter's teardown, though obskit sends its own encoding
@@ -8,11 +8,15 @@ of every ``init()`` and part of the interpreter's teardown, though obskit sends 
 rest is the SDK 1.45 exporters' ``export``, unchanged: the shutdown check, the SDK's exporter metrics (when
 ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` is ``true``), the size limit (``max_request_size``, 64 MiB, 0 or
 less for none; a larger request is dropped with a warning before sending), the result mapping, and the log
-lines, on the SDK exporters' loggers (``opentelemetry.exporter.otlp.proto.http.trace_exporter`` and
-``..._log_exporter``) so that filters and levels set for those still apply.
+lines, on the SDK exporters' loggers (``opentelemetry.exporter.otlp.proto.http.trace_exporter``,
+``..._log_exporter`` and ``...metric_exporter``) so that filters and levels set for those still apply. The
+metric exporter sends a batch as one request, as the SDK's does without ``max_export_batch_size``, and
+reads no temporality or aggregation preference from the environment (obskit's pusher sends cumulative
+prometheus-client values; its guard states its own preferences).
 
 Nothing is read from the environment besides that switch: every setting is an argument (``_otlp_build``).
-The SDK's protobuf encoder is imported only for a batch the fast encoder declines (``_wire._sdk_spans``).
+The SDK's protobuf encoder is imported only for a batch the fast encoder declines (``_wire._sdk_spans``,
+``_wire._sdk_metrics``: an exponential histogram, say).
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from typing import Any, Literal
 from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.otlp.common.http import Compression, _OTLPHTTPClient
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExporter, MetricExportResult
+from opentelemetry.sdk.metrics.view import Aggregation
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.version import __version__ as _sdk_version
 
 from ._http_transport import StdlibHTTPTransport
-from ._wire import logs_request, spans_request
+from ._wire import count_points, logs_request, metrics_request, spans_request
 
-__all__ = ["OTLP_HTTP_HEADERS", "Compression", "OTLPHTTPLogExporter", "OTLPHTTPSpanExporter",
-           "RequestPayloadTooLargeError"]
+__all__ = ["OTLP_HTTP_HEADERS", "Compression", "OTLPHTTPLogExporter", "OTLPHTTPMetricExporter",
+           "OTLPHTTPSpanExporter", "RequestPayloadTooLargeError"]
 
 #: The headers the SDK's OTLP/HTTP exporters send on every request (``_OTLP_HTTP_HEADERS``); the version is
 #: the SDK's, released together with the exporter package whose version the SDK's header carries.
@@ -64,7 +70,7 @@ class _NoMetrics:
         yield _Outcome()
 
 
-def _exporter_metrics(component: str, signal: Literal["traces", "logs"], endpoint: str) -> Any:
+def _exporter_metrics(component: str, signal: Literal["traces", "logs", "metrics"], endpoint: str) -> Any:
     if os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() != "true":
         return _NoMetrics()
     from opentelemetry.exporter.otlp.common._exporter_metrics import create_exporter_metrics
@@ -74,10 +80,10 @@ def _exporter_metrics(component: str, signal: Literal["traces", "logs"], endpoin
 
 
 class _OTLPHTTPExporter:
-    """What the span and log exporters share; ``export`` and ``export_encoded`` are theirs."""
+    """What the span, log and metric exporters share; ``export`` and ``export_encoded`` are theirs."""
 
-    _kind: Literal["spans", "logs"]
-    _signal: Literal["traces", "logs"]
+    _kind: Literal["spans", "logs", "metrics"]
+    _signal: Literal["traces", "logs", "metrics"]
     _what: str  # as the SDK's log lines name a batch
     _component: str  # the SDK's otel.component.type
     _logger: logging.Logger
@@ -108,21 +114,25 @@ class _OTLPHTTPExporter:
                 logger.error("Failed to encode %s batch: %s", self._what, error)
                 result.error = error
                 return result_type.FAILURE
-            limit = self._max_request_size
-            if 0 < limit < len(data):
-                logger.warning(
-                    "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                    self._what, len(data), limit)
-                result.error = RequestPayloadTooLargeError(
-                    f"Serialized {self._what} request size {len(data)} bytes exceeds max_request_size "
-                    f"{limit} bytes.")
-                return result_type.FAILURE
-            sent = self._client.export(data)
-            if not sent.success:
-                result.error = sent.error
-                result.error_attrs = (
-                    {_HTTP_RESPONSE_STATUS_CODE: sent.status_code} if sent.status_code is not None else None)
-                return result_type.FAILURE
+            return self._post(data, result, result_type)
+
+    def _post(self, data: bytes, result: _Outcome, result_type: Any) -> Any:
+        """The size limit, then the request; inside the exporter metrics' operation (``result``)."""
+        limit = self._max_request_size
+        if 0 < limit < len(data):
+            self._logger.warning(
+                "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                self._what, len(data), limit)
+            result.error = RequestPayloadTooLargeError(
+                f"Serialized {self._what} request size {len(data)} bytes exceeds max_request_size "
+                f"{limit} bytes.")
+            return result_type.FAILURE
+        sent = self._client.export(data)
+        if not sent.success:
+            result.error = sent.error
+            result.error_attrs = (
+                {_HTTP_RESPONSE_STATUS_CODE: sent.status_code} if sent.status_code is not None else None)
+            return result_type.FAILURE
         return result_type.SUCCESS
 
     def _close(self) -> None:
@@ -177,6 +187,48 @@ class OTLPHTTPLogExporter(_OTLPHTTPExporter, LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
         return True
+
+
+class OTLPHTTPMetricExporter(_OTLPHTTPExporter, MetricExporter):
+    """Metrics (the SDK's ``MetricsData``) over OTLP/HTTP, encoded by ``_wire``: the SDK's
+    ``OTLPMetricExporter.export`` (the batch encoded before the exporter metrics' operation, counted in data
+    points), without its protobuf."""
+
+    _kind = "metrics"
+    _signal = "metrics"
+    _what = "metrics"
+    _component = "otlp_http_metric_exporter"
+    _logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.metric_exporter")
+
+    def __init__(self, endpoint: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0,
+                 compression: Compression = Compression.NONE, *, transport: BaseHTTPTransport | None = None,
+                 max_request_size: int | None = None,
+                 preferred_temporality: dict[type, AggregationTemporality] | None = None,
+                 preferred_aggregation: dict[type, Aggregation] | None = None) -> None:
+        _OTLPHTTPExporter.__init__(self, endpoint, headers, timeout, compression, transport=transport,
+                                   max_request_size=max_request_size)
+        MetricExporter.__init__(self, preferred_temporality=preferred_temporality,
+                                preferred_aggregation=preferred_aggregation)
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        logger = self._logger
+        if self._shutdown:
+            logger.warning("Exporter already shutdown, ignoring batch")
+            return MetricExportResult.FAILURE
+        try:
+            data = metrics_request(metrics_data)
+            points = count_points(metrics_data)
+        except Exception as error:
+            logger.error("Failed to encode metrics batch: %s", error)
+            return MetricExportResult.FAILURE
+        with self._metrics.export_operation(points) as result:
+            return self._post(data, result, MetricExportResult)  # type: ignore[no-any-return]
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._close()
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True  # nothing is buffered here
 
 
 def _dedupe_log_lines() -> None:

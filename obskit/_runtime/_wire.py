@@ -1,10 +1,10 @@
 """The OTLP export requests written straight to protobuf wire format, for speed.
 
-The SDK's encoders (``encode_spans``, ``encode_logs``) build a protobuf message object per span, attribute
-and value in Python, then serialize it: ~48 µs for a typical HTTP server span, more than a web framework
-spends on the request. Here the bytes are appended to a ``bytearray`` with precomputed tags; an attribute
-whose value is a short str or an int (method, route, status, server address repeat on every request) is
-encoded once and kept in a bounded cache, and a resource's and a scope's encodings are kept per object
+The SDK's encoders (``encode_spans``, ``encode_logs``, ``encode_metrics``) build a protobuf message object per
+span, attribute and value in Python, then serialize it: ~48 µs for a typical HTTP server span, more than a web
+framework spends on the request. Here the bytes are appended to a ``bytearray`` with precomputed tags; an
+attribute whose value is a short str or an int (method, route, status, server address repeat on every request)
+is encoded once and kept in a bounded cache, and a resource's and a scope's encodings are kept per object
 (both are immutable in the SDK; a changed resource is a new object).
 
 The bytes are exactly the SDK's ``SerializeToString()`` of its own request: same fields, same grouping
@@ -12,7 +12,8 @@ The bytes are exactly the SDK's ``SerializeToString()`` of its own request: same
 in number order as upb writes them. Anything left to the SDK (an int outside int64, a lone surrogate, a
 value of an unknown type: the SDK drops such an attribute with a logged error, or fails the batch) and
 any fault in this module falls back to the SDK's encoder for that batch: a batch is never lost here.
-``tests/test_wire.py`` checks the equality on generated spans and log records.
+``tests/test_wire.py`` checks the equality on generated spans, log records and metrics (Sum, Gauge and
+Histogram: an ExponentialHistogram is left to the SDK's encoder).
 
 Over HTTP obskit's own exporters send these bytes (``_otlp_http``; :func:`http_exporter_class`, the SDK's
 sending them, where that module cannot be used); the gRPC ones parse them into the request message in C
@@ -36,11 +37,14 @@ from ._safe import report_internal_error
 __all__ = [
     "Unsupported",
     "clean_spans",
+    "count_points",
     "encode_logs",
+    "encode_metrics",
     "encode_spans",
     "grpc_exporter_class",
     "http_exporter_class",
     "logs_request",
+    "metrics_request",
     "request_of",
     "spans_request",
 ]
@@ -617,10 +621,186 @@ def encode_logs(records: Sequence[Any]) -> bytes:
     return _request(records, _log)
 
 
+# --- metrics ------------------------------------------------------------------------------------------------
+
+_pack_q_signed = struct.Struct("<q").pack
+
+
+def _time(tag: bytes, t: Any) -> bytes:
+    """A fixed64 time field: absent when None or 0 (as the SDK leaves it unset or proto3 skips it)."""
+    if t is None:
+        return b""
+    if type(t) is not int or not 0 <= t <= _U64:
+        raise Unsupported("time not a uint64")
+    return tag + _pack_q(t) if t else b""
+
+
+def _double(v: Any) -> bytes:
+    if type(v) is float or type(v) is int:
+        return _pack_d(v)
+    raise Unsupported("value not a float")
+
+
+def _number(double_tag: bytes, int_tag: bytes, v: Any) -> bytes:
+    """A number's ``as_int`` (sfixed64) or ``as_double`` field, as the SDK chooses (an int is ``as_int``).
+    A oneof member: written even when 0."""
+    t = type(v)
+    if t is float:
+        return double_tag + _pack_d(v)
+    if t is int:
+        if _I64_MIN <= v <= _I64_MAX:
+            return int_tag + _pack_q_signed(v)
+        raise Unsupported("int outside int64")
+    raise Unsupported(f"number of type {t.__name__}")  # a bool, a numpy scalar: the SDK decides
+
+
+def _exemplar(ex: Any) -> bytes:
+    """One ``Exemplar``: time (2), as_double (3), span_id (4), trace_id (5), as_int (6), filtered attributes
+    (7). The ids only when both are set, as the SDK's ``_encode_exemplars``."""
+    span_id, trace_id, attrs = ex.span_id, ex.trace_id, ex.filtered_attributes
+    ids = b""
+    if span_id is not None and trace_id is not None:
+        if type(span_id) is not int or type(trace_id) is not int or not (
+                0 <= span_id < 1 << 64 and 0 <= trace_id < 1 << 128):
+            raise Unsupported("exemplar id")
+        ids = b"\x22\x08" + span_id.to_bytes(8, "big") + b"\x2a\x10" + trace_id.to_bytes(16, "big")
+    value = _number(b"\x19", b"\x31", ex.value)
+    return b"".join((
+        _time(b"\x11", ex.time_unix_nano),
+        value if value[0] == 0x19 else b"",
+        ids,
+        value if value[0] == 0x31 else b"",
+        _attributes(b"\x3a", attrs) if attrs else b"",
+    ))
+
+
+def _number_point(point: Any, with_start: bool) -> bytes:
+    """A ``NumberDataPoint``: start (2, not for a gauge), time (3), as_double (4), exemplars (5), as_int (6),
+    attributes (7)."""
+    value = _number(b"\x21", b"\x31", point.value)
+    attrs = point.attributes
+    return b"".join((
+        _time(b"\x11", point.start_time_unix_nano) if with_start else b"",
+        _time(b"\x19", point.time_unix_nano),
+        value if value[0] == 0x21 else b"",
+        _messages(b"\x2a", point.exemplars or (), _exemplar),
+        value if value[0] == 0x31 else b"",
+        _attributes(b"\x3a", attrs) if attrs else b"",
+    ))
+
+
+def _packed(tag: bytes, values: Any, pack: Callable[[Any], bytes]) -> bytes:
+    if not values:
+        return b""
+    body = b"".join([pack(v) for v in values])
+    return tag + _varint(len(body)) + body
+
+
+def _count(n: Any) -> bytes:
+    if type(n) is not int or not 0 <= n <= _U64:
+        raise Unsupported("count not a uint64")
+    return _pack_q(n)
+
+
+def _histogram_point(point: Any) -> bytes:
+    """A ``HistogramDataPoint``: start (2), time (3), count (4), sum (5, optional), bucket counts (6) and
+    explicit bounds (7) packed, exemplars (8), attributes (9), min (11) and max (12) when set."""
+    count, total, lo, hi, attrs = point.count, point.sum, point.min, point.max, point.attributes
+    return b"".join((
+        _time(b"\x11", point.start_time_unix_nano),
+        _time(b"\x19", point.time_unix_nano),
+        b"\x21" + _count(count) if count else b"",
+        b"" if total is None else b"\x29" + _double(total),
+        _packed(b"\x32", point.bucket_counts, _count),
+        _packed(b"\x3a", point.explicit_bounds, _double),
+        _messages(b"\x42", point.exemplars or (), _exemplar),
+        _attributes(b"\x4a", attrs) if attrs else b"",
+        b"" if lo is None else b"\x59" + _double(lo),
+        b"" if hi is None else b"\x61" + _double(hi),
+    ))
+
+
+def _temporality(t: Any) -> bytes:
+    if not isinstance(t, int) or isinstance(t, bool):
+        raise Unsupported("temporality not an int")
+    n = int(t)
+    return b"\x10" + _int32(n) if n else b""
+
+
+def _metric(metric: Any) -> bytes:
+    """One ``Metric``: name (1), description (2), unit (3), then gauge (5), sum (7) or histogram (9), each
+    absent when it has no data point (the SDK sets them only while appending points)."""
+    from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
+
+    out = bytearray()
+    for tag, text in ((b"\x0a", metric.name), (b"\x12", metric.description), (b"\x1a", metric.unit)):
+        if text is None:
+            continue
+        if type(text) is not str:
+            raise Unsupported("metric text not a str")
+        if text:
+            out += _text(tag, text)
+    data = metric.data
+    points = data.data_points
+    if isinstance(data, Gauge):  # the SDK's order of checks
+        if points:
+            body = _messages(b"\x0a", points, lambda p: _number_point(p, False))
+            out += b"\x2a" + _varint(len(body)) + body
+    elif isinstance(data, Histogram):
+        if points:
+            body = _messages(b"\x0a", points, _histogram_point) + _temporality(data.aggregation_temporality)
+            out += b"\x4a" + _varint(len(body)) + body
+    elif isinstance(data, Sum):
+        if points:
+            monotonic = data.is_monotonic
+            if type(monotonic) is not bool:
+                raise Unsupported("is_monotonic not a bool")
+            body = b"".join((_messages(b"\x0a", points, lambda p: _number_point(p, True)),
+                             _temporality(data.aggregation_temporality), b"\x18\x01" if monotonic else b""))
+            out += b"\x3a" + _varint(len(body)) + body
+    else:
+        raise Unsupported(f"metric data {type(data).__name__}")  # ExponentialHistogram: the SDK's encoder
+    return bytes(out)
+
+
+def encode_metrics(data: Any) -> bytes:
+    """``ExportMetricsServiceRequest`` bytes of the SDK's ``MetricsData`` (raises :class:`Unsupported` or on a
+    fault). Grouped as the SDK's ``encode_metrics`` does, in dicts: an equal resource later in the batch
+    replaces the earlier one's scopes (kept in the first one's place), an equal scope (name, version, schema)
+    the earlier one's metrics and its scope message."""
+    by_resource: dict[Any, dict[Any, tuple[Any, Any]]] = {}
+    for rm in data.resource_metrics:
+        scopes: dict[Any, tuple[Any, Any]] = {}
+        by_resource[rm.resource] = scopes
+        for sm in rm.scope_metrics:
+            if sm.scope is None:
+                raise Unsupported("no scope")  # the SDK's encoder fails the batch
+            scopes[sm.scope] = (sm.scope, sm.metrics)
+    blocks = []
+    for resource, scope_groups in by_resource.items():
+        r_head, r_tail = _cached(resource, _resource_parts)
+        parts = [r_head]
+        for scope, metrics in scope_groups.values():
+            s_head, s_tail = _cached(scope, _scope_parts)
+            body = s_head + _messages(b"\x12", metrics, _metric) + s_tail
+            parts.append(b"\x12" + _varint(len(body)))
+            parts.append(body)
+        parts.append(r_tail)
+        body = b"".join(parts)
+        blocks.append(b"\x0a" + _varint(len(body)))
+        blocks.append(body)
+    return b"".join(blocks)
+
+
+def count_points(data: Any) -> int:
+    """The data points in ``data`` (what the SDK's exporter metrics count per export)."""
+    return sum(len(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics)
+
+
 # --- with the SDK's encoder behind them -------------------------------------------------------------------
 
-def _fast_or_sdk(fast: Callable[[Sequence[Any]], bytes], sdk: Callable[[Sequence[Any]], bytes],
-                 batch: Sequence[Any], what: str) -> bytes:
+def _fast_or_sdk(fast: Callable[[Any], bytes], sdk: Callable[[Any], bytes], batch: Any, what: str) -> bytes:
     try:
         return fast(batch)
     except (Unsupported, UnicodeEncodeError):
@@ -642,6 +822,12 @@ def _sdk_logs(records: Sequence[Any]) -> bytes:
     return sdk(records).SerializeToString()  # type: ignore[no-any-return]
 
 
+def _sdk_metrics(data: Any) -> bytes:
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk
+
+    return sdk(data).SerializeToString()  # type: ignore[no-any-return]
+
+
 def spans_request(spans: Sequence[Any]) -> bytes:
     """The request bytes for ``spans``: fast, or the SDK's encoder's when the fast one declines or fails.
     Raises only where the SDK's encoder raises."""
@@ -651,6 +837,12 @@ def spans_request(spans: Sequence[Any]) -> bytes:
 def logs_request(records: Sequence[Any]) -> bytes:
     """The request bytes for ``records``, as :func:`spans_request`."""
     return _fast_or_sdk(encode_logs, _sdk_logs, records, "log")
+
+
+def metrics_request(data: Any) -> bytes:
+    """The request bytes for ``data`` (``MetricsData``), as :func:`spans_request`: an exponential histogram
+    or a value the fast encoder declines is encoded by the SDK's encoder."""
+    return _fast_or_sdk(encode_metrics, _sdk_metrics, data, "metric")
 
 
 # --- the exporters that send them ---------------------------------------------------------------------------
