@@ -121,8 +121,53 @@ def _noting_span(start_response: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _default_format_only(logger: Any) -> bool:
+    """Whether ``logger`` writes gunicorn's default access line with gunicorn's own atoms (no format,
+    atoms method or atoms wrapper of the user's)."""
+    from gunicorn import glogging
+    from gunicorn.config import AccessLogFormat
+
+    return (logger.cfg.access_log_format == AccessLogFormat.default
+            and type(logger).atoms is glogging.Logger.atoms
+            and logger.atoms_wrapper_class is glogging.SafeAtoms
+            and isinstance(getattr(type(logger), "access_log_enabled", None), property))
+
+
+def _default_access(logger: Any, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+    """gunicorn's ``Logger.access`` for its default format, with only the atoms that are not headers or
+    environ entries. gunicorn adds every request header, response header and environ variable to the
+    atoms (about 60 entries, each quote-escaped) for formats that name them; the default names none, and
+    building them was most of the cost of an access line. The line and the atoms the format reads are
+    gunicorn's own (``tests/test_integrations_servers.py`` compares them)."""
+    if not logger.access_log_enabled:
+        return
+    status = resp.status
+    if isinstance(status, str):
+        status = status.split(None, 1)[0]
+    sent = getattr(resp, "sent", None)
+    seconds, micros = request_time.seconds, request_time.microseconds
+    atoms = {
+        "h": environ.get("REMOTE_ADDR", "-"), "l": "-", "u": logger._get_user(environ) or "-",
+        "t": logger.now(),
+        "r": f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}",
+        "s": status, "m": environ.get("REQUEST_METHOD"), "U": environ.get("PATH_INFO"),
+        "q": environ.get("QUERY_STRING"), "H": environ.get("SERVER_PROTOCOL"),
+        "b": str(sent) if sent is not None else "-", "B": sent,
+        "f": environ.get("HTTP_REFERER", "-"), "a": environ.get("HTTP_USER_AGENT", "-"),
+        "T": seconds, "D": seconds * 1000000 + micros, "M": seconds * 1000 + int(micros / 1000),
+        "L": f"{seconds}.{micros:06d}", "p": f"<{os.getpid()}>",
+    }
+    try:
+        logger.access_log.info(logger.cfg.access_log_format, logger.atoms_wrapper_class(atoms))
+    except Exception:
+        import traceback
+
+        logger.error(traceback.format_exc())
+
+
 def _access_in_span(access: Callable[..., Any]) -> Callable[..., Any]:
-    """``Logger.access(resp, req, environ, request_time)``: logged under the span ``resp`` noted."""
+    """``Logger.access(resp, req, environ, request_time)``: logged under the span ``resp`` noted, through
+    :func:`_default_access` when the logger writes gunicorn's default line."""
 
     def wrapper(self: Any, resp: Any, *args: Any, **kwargs: Any) -> Any:
         span = getattr(resp, _SPAN, None)
@@ -132,6 +177,8 @@ def _access_in_span(access: Callable[..., Any]) -> Callable[..., Any]:
 
         token = context.attach(trace.set_span_in_context(span))
         try:
+            if len(args) == 3 and not kwargs and _default_format_only(self):
+                return _default_access(self, resp, *args)
             return access(self, resp, *args, **kwargs)
         finally:
             context.detach(token)

@@ -87,3 +87,49 @@ def test_gunicorn_patches_are_installed_by_init_and_removed_by_reset(patched: An
 
     assert hasattr(gunicorn.http.wsgi.Response.start_response, "__obskit_hooks__")
     assert hasattr(gunicorn.glogging.Logger.access, "__obskit_hooks__")
+
+
+def test_default_access_line_is_gunicorns_own() -> None:
+    """For gunicorn's default access format obskit builds only the atoms that are not headers or environ
+    entries: the line, and every atom the format and obskit's excluded-paths filter read, are what
+    gunicorn's own ``Logger.access`` gives; a custom format still goes through gunicorn's."""
+    import datetime
+    import logging
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+    from obskit.integrations import gunicorn as hooks
+
+    class Resp:
+        status, sent, headers = "200 OK", 17, [("Content-Type", "application/json")]
+
+    class Req:
+        headers = [("HOST", "example"), ("USER-AGENT", 'wrk "quoted"')]
+
+    environ = {"REMOTE_ADDR": "10.0.0.7", "REQUEST_METHOD": "GET", "RAW_URI": "/a/b?c=1",
+               "SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": "/a/b", "QUERY_STRING": "c=1",
+               "HTTP_USER_AGENT": 'wrk "quoted"', "HTTP_REFERER": "http://ref/",
+               "HTTP_AUTHORIZATION": "Basic dXNlcjpwdw=="}
+    took = datetime.timedelta(seconds=1, microseconds=2345)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    logger = Logger(cfg)
+    logger.now = lambda: "[01/Dec/2026:00:00:00 +0000]"  # type: ignore[method-assign]
+    logger.access_log.addHandler(Keep())
+    logger.access_log.propagate = False
+    assert hooks._default_format_only(logger)
+    Logger.access(logger, Resp(), Req(), environ, took)
+    hooks._default_access(logger, Resp(), Req(), environ, took)
+    theirs, ours = records
+    assert ours.getMessage() == theirs.getMessage()
+    assert '"GET /a/b?c=1 HTTP/1.1" 200 17 "http://ref/" "wrk \\"quoted\\""' in ours.getMessage()
+    for atom in ("h", "l", "u", "t", "r", "s", "b", "f", "a", "U", "m", "q", "H", "B", "T", "D", "M", "L"):
+        assert ours.args[atom] == theirs.args[atom], atom  # type: ignore[index,call-overload]
+    cfg.set("access_log_format", '%(h)s "%({user-agent}i)s"')
+    assert not hooks._default_format_only(logger)
