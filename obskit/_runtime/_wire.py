@@ -332,9 +332,14 @@ def _group(items: Sequence[Any]) -> Groups:
 
 def _request(items: Sequence[Any], encode_item: Callable[[Any], bytes]) -> bytes:
     """The export request: ResourceX (field 1) > ScopeX (field 2) > items (field 2); the three levels share
-    their field numbers in traces and logs."""
+    their field numbers in traces, logs and metrics."""
+    return _grouped_request(_group(items), encode_item)
+
+
+def _grouped_request(groups: Groups, encode_item: Callable[[Any], bytes]) -> bytes:
+    """:func:`_request` for items already grouped by resource, then scope."""
     blocks = []
-    for resource, scopes in _group(items):
+    for resource, scopes in groups:
         r_head, r_tail = _cached(resource, _resource_parts)
         parts = [r_head]
         for scope, members in scopes:
@@ -776,20 +781,9 @@ def encode_metrics(data: Any) -> bytes:
             if sm.scope is None:
                 raise Unsupported("no scope")  # the SDK's encoder fails the batch
             scopes[sm.scope] = (sm.scope, sm.metrics)
-    blocks = []
-    for resource, scope_groups in by_resource.items():
-        r_head, r_tail = _cached(resource, _resource_parts)
-        parts = [r_head]
-        for scope, metrics in scope_groups.values():
-            s_head, s_tail = _cached(scope, _scope_parts)
-            body = s_head + _messages(b"\x12", metrics, _metric) + s_tail
-            parts.append(b"\x12" + _varint(len(body)))
-            parts.append(body)
-        parts.append(r_tail)
-        body = b"".join(parts)
-        blocks.append(b"\x0a" + _varint(len(body)))
-        blocks.append(body)
-    return b"".join(blocks)
+    groups = [(resource, [(scope, list(metrics)) for scope, metrics in scopes.values()])
+              for resource, scopes in by_resource.items()]
+    return _grouped_request(groups, _metric)
 
 
 def count_points(data: Any) -> int:
