@@ -116,8 +116,7 @@ class _Guard:
             report_internal_error(f"{self.signal} exporter", exc)
             result = failure
         # Only exports count: a failed flush or shutdown is not another failed export.
-        exported = fn_name in ("export", "export_encoded")
-        if exported and (result is failure or getattr(result, "name", "") == "FAILURE"):
+        if fn_name in ("export", "export_encoded") and _failed(result, failure):
             try:
                 _self_telemetry.record_export_failure(self.signal, generation=self._generation)
                 if self.signal != "metrics":  # metric points are cumulative: the next push resends them
@@ -134,9 +133,7 @@ class _Guard:
         except Exception as exc:
             report_internal_error(f"{self.signal} size bounds", exc)
             parts = [list(batch)]
-        results = [self._call("export", failure, part) for part in parts]
-        failed = [r for r in results if r is failure or getattr(r, "name", "") == "FAILURE"]
-        return failed[0] if failed else results[0]
+        return _overall([self._call("export", failure, part) for part in parts], failure)
 
     def _shutdown(self, **kwargs: Any) -> None:
         if self._inner is None:
@@ -180,16 +177,17 @@ class GuardedSpanExporter(_Guard, SpanExporter):
                     clean_in_place(sp)
             return self.export(spans)
         results = []
-        for part, sizes in _sized_chunks(spans, bodies):
+        # Chunked by encoded size, with the size bounds' own splitter (the field's tag and length: 8 bytes).
+        for pairs in _bounds.chunks(list(zip(spans, bodies, strict=True)), lambda pair: len(pair[1]) + 8):
+            part = [sp for sp, _ in pairs]
             try:
-                data = _wire.request_of(part, sizes)
+                data = _wire.request_of(part, [body for _, body in pairs])
             except Exception as exc:
                 report_internal_error("traces encoder", exc)
                 results.append(failure)
                 continue
             results.append(self._call("export_encoded", failure, part, data))
-        failed = [r for r in results if r is failure or getattr(r, "name", "") == "FAILURE"]
-        return failed[0] if failed else (results[0] if results else SpanExportResult.SUCCESS)
+        return _overall(results, failure) if results else SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         self._shutdown()
@@ -233,21 +231,14 @@ class GuardedMetricExporter(_Guard, MetricExporter):
         self._shutdown(timeout_millis=timeout_millis)
 
 
-def _sized_chunks(items: Sequence[Any], bodies: Sequence[bytes]) -> Iterator[tuple[list[Any], list[bytes]]]:
-    """``items`` with their encoded ``bodies`` in runs of at most ``_bounds.CHUNK_BYTES``; an item larger
-    than that runs alone (so a collector refusing it refuses nothing else)."""
-    part: list[Any] = []
-    sizes: list[bytes] = []
-    total = 0
-    for item, body in zip(items, bodies, strict=True):
-        if part and total + len(body) > _bounds.CHUNK_BYTES:
-            yield part, sizes
-            part, sizes, total = [], [], 0
-        part.append(item)
-        sizes.append(body)
-        total += len(body) + 8  # the field's tag and length
-    if part:
-        yield part, sizes
+def _failed(result: Any, failure: Any) -> bool:
+    """Whether an exporter's ``result`` is a failure (the guard's own ``failure``, or any ``FAILURE``)."""
+    return result is failure or getattr(result, "name", "") == "FAILURE"
+
+
+def _overall(results: list[Any], failure: Any) -> Any:
+    """One result for a batch exported in parts: the first failure, else the first result."""
+    return next((r for r in results if _failed(r, failure)), results[0])
 
 
 def make_exporter(signal: Signal, config: Config) -> Any:
