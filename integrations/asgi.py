@@ -205,8 +205,7 @@ class ObskitASGIMiddleware:
         except BaseException as exc:
             failure = exc
             raise
-        finally:
-            _note_route(scope, request)
+        finally:  # the route was noted inside (_InSpan), before the request's metrics
             _server_span.end_server_span(span, token, request.status, failure)
 
     def _excluded(self, scope: Scope) -> bool:
