@@ -22,6 +22,8 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from obskit._traces import _lean
+
 __all__ = ["asks_for_contrib", "end_server_span", "excluded_urls", "request_attributes", "start_server_span",
            "wsgi_request_attributes"]
 
@@ -212,9 +214,13 @@ def _ignores_attributes(sampler: Any) -> bool:
     return False
 
 
-def _sdk_sampler(tracer: Any) -> Any:
+def _sdk_tracer(tracer: Any) -> Any:
     real = getattr(tracer, "_tracer", None)  # obskit's forwarding tracer: the SDK tracer it forwards to
-    return getattr(real() if callable(real) else tracer, "sampler", None)
+    return real() if callable(real) else tracer
+
+
+def _sdk_sampler(tracer: Any) -> Any:
+    return getattr(_sdk_tracer(tracer), "sampler", None)
 
 
 def _attributes_after_start(tracer: Any) -> bool:
@@ -249,12 +255,17 @@ def start_server_span(name: str, attrs: dict[str, Any],
     """Start the SERVER span and make it current; returns it and the token :func:`end_server_span` needs.
 
     ``attrs`` hold only str and int values (``request_attributes``); when the sampler does not read them,
+    the span is made by :mod:`obskit._traces._lean` (the SDK's span without its per-span bookkeeping), or
     they are put into the started span directly (:func:`_put`)."""
     tracer = _get_tracer()
     if _attributes_after_start(tracer):
-        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
-        if span.is_recording():
-            _put(span, attrs)
+        lean = _lean.start_span(_sdk_tracer(tracer), name, SpanKind.SERVER, attrs, parent)
+        if lean is not None:
+            span = lean
+        else:
+            span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+            if span.is_recording():
+                _put(span, attrs)
     else:
         span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
     token = otel_context.attach(trace.set_span_in_context(span, parent))
