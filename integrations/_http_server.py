@@ -241,10 +241,9 @@ def set_route(route: str | None) -> None:
 _REQUEST_LINE = re.compile(r"\b[A-Z]+ (/\S*) HTTP/")
 
 
-def _path_of(record: logging.LogRecord) -> str | None:
+def _path_of(msg: object, args: Any) -> str | None:
     """The request path of an access line: uvicorn's and werkzeug's/Django's tuple args, gunicorn's and
     hypercorn's atoms (``U``), else a request line in the message."""
-    args = record.args
     values: Iterable[Any] = ()
     if isinstance(args, Mapping):
         path = args.get("U")
@@ -260,8 +259,8 @@ def _path_of(record: logging.LogRecord) -> str | None:
             match = _REQUEST_LINE.search(value)
             if match:
                 return match.group(1).split("?", 1)[0]
-    if isinstance(record.msg, str):
-        match = _REQUEST_LINE.search(record.msg)
+    if isinstance(msg, str):
+        match = _REQUEST_LINE.search(msg)
         if match:
             return match.group(1).split("?", 1)[0]
     return None
@@ -270,9 +269,17 @@ def _path_of(record: logging.LogRecord) -> str | None:
 class QuietAccessLines(logging.Filter):
     """An access line for an excluded path becomes a DEBUG line, printed only when DEBUG is on."""
 
+    def keeps_info(self, msg: object, args: tuple[object, ...]) -> bool:
+        """Whether the line ``logger.info(msg, *args)`` stays at INFO, decided without a record (for
+        obskit's access logger, ``_logs._stdlib.AccessLogger``); False also when undecided."""
+        try:
+            return _path_of(msg, args) not in excluded_paths()
+        except Exception:
+            return False
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            if _path_of(record) not in excluded_paths():
+            if _path_of(record.msg, record.args) not in excluded_paths():
                 return True
         except Exception:  # a filter must never lose the application's line
             return True

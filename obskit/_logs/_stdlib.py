@@ -15,14 +15,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._runtime._post_import import AfterImport
 from .._runtime._safe import capture_internal_exceptions, report_internal_error
 from ._pipeline import context_fields, normalize_exc_info, process, safe_str
 
-__all__ = ["Declarations", "ObskitHandler", "RoutingState", "read_declarations_from", "record_to_event"]
+__all__ = ["AccessLogger", "Declarations", "ObskitHandler", "RoutingState", "read_declarations_from",
+           "record_to_event"]
 
 Target = tuple[str, str, str]  # (module, class, method) a server calls to re-apply its logging config
 # () -> (loggers that servers and libraries give their own console handlers and ``propagate=False``,
@@ -63,6 +65,8 @@ _DROPPED = frozenset(
 )
 _NOT_FIELDS = _STANDARD | _DROPPED
 _ACCESS_FIELDS = ("client_addr", "method", "path", "http_version", "status_code")
+# Servers' access loggers written to once per request, with plain ``info(msg, *args)`` calls.
+_FAST_ACCESS = frozenset({"uvicorn.access", "gunicorn.access", "hypercorn.access"})
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -70,6 +74,12 @@ def _message(record: logging.LogRecord) -> str:
         return record.getMessage()
     except Exception:  # a bad format string in a third-party call must not lose the record
         return f"{safe_str(record.msg)} {safe_str(record.args)}"
+
+
+def _access_fields(name: str, args: Any, fields: dict[str, Any]) -> None:
+    """uvicorn's access line as fields too (its five arguments), so that they can be queried."""
+    if name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+        fields.update(zip(_ACCESS_FIELDS, args, strict=True))
 
 
 def record_to_event(record: logging.LogRecord) -> tuple[Any, dict[str, Any], object]:
@@ -96,8 +106,7 @@ def record_to_event(record: logging.LogRecord) -> tuple[Any, dict[str, Any], obj
             extra.append(key)
     for key in reversed(extra):
         fields[key] = attrs[key]
-    if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
-        fields.update(zip(_ACCESS_FIELDS, record.args, strict=True))
+    _access_fields(record.name, record.args, fields)
     if record.stack_info:
         fields["stack"] = record.stack_info
     return event, fields, exc_info
@@ -128,6 +137,50 @@ class ObskitHandler(logging.Handler):
             )
         except Exception as exc:  # never logging.Handler.handleError: it prints to stderr per record
             report_internal_error("logging: stdlib handler", exc)
+
+
+class AccessLogger(logging.Logger):
+    """A server's access logger (uvicorn's, gunicorn's), while obskit routes logging.
+
+    A server writes one access line per request with ``logger.info(msg, *args)``. When that line would reach
+    obskit's root handler alone, it is handed to the pipeline directly: the same line, without the stdlib's
+    ``LogRecord``, the caller lookup (``findCaller`` walks the stack) and the walk to the handler, which
+    together cost more than rendering and writing the line. Anything else (keyword arguments, another
+    handler on the way, a filter that cannot decide from the arguments, a message that does not format)
+    takes the stdlib path unchanged.
+    """
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if kwargs or not self.isEnabledFor(logging.INFO) or not self._direct(msg, args):
+            super().info(msg, *args, **kwargs)
+
+    def _direct(self, msg: object, args: tuple[object, ...]) -> bool:
+        """Write the line straight to the pipeline, or say False (nothing was written)."""
+        if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:  # gunicorn's atoms, as LogRecord
+            args = args[0]  # type: ignore[assignment]  # takes them: the format's mapping
+        for f in self.filters:  # the logger's own filters, which the stdlib would run on a record
+            keeps = getattr(f, "keeps_info", None)
+            if keeps is None or not keeps(msg, args):
+                return False
+        handler: ObskitHandler | None = None
+        logger: logging.Logger | None = self
+        while logger is not None:
+            for h in logger.handlers:
+                if h.level <= logging.INFO:
+                    if type(h) is not ObskitHandler or h.filters or handler is not None:
+                        return False
+                    handler = h
+            logger = logger.parent if logger.propagate else None
+        if handler is None or type(msg) is not str:
+            return False
+        try:
+            event = msg % args if args else msg
+        except Exception:  # the stdlib path reports it as it always has
+            return False
+        fields = context_fields()
+        _access_fields(self.name, args, fields)
+        process(logging.INFO, self.name, event, fields, None, time.time(), None)
+        return True
 
 
 def _is_console(handler: logging.Handler) -> bool:
@@ -246,6 +299,8 @@ class RoutingState:
                 if _is_console(h) or isinstance(h, ObskitHandler):
                     lg.removeHandler(h)
             lg.propagate = True
+            if name in _FAST_ACCESS and type(lg) is logging.Logger:
+                lg.__class__ = AccessLogger
 
     def _patch_servers(self) -> None:
         """Re-adopt after a declared re-configure method runs (``uvicorn.Config.configure_logging``, ...).
@@ -299,6 +354,8 @@ class RoutingState:
                 if h not in lg.handlers:
                     lg.addHandler(h)
             lg.propagate = propagate
+            if type(lg) is AccessLogger:
+                lg.__class__ = logging.Logger  # type: ignore[assignment]
         self.loggers.clear()
         self.root_removed.clear()
 
