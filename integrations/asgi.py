@@ -116,12 +116,18 @@ class _InSpan:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            if scope.get("type") in ("http", "websocket") and not getattr(exc, _LOGGED, False):
-                _install_filter()
-                _log.error("Exception in ASGI application", exc_info=exc)
-                with contextlib.suppress(Exception):  # an exception with __slots__: uvicorn's copy stays
-                    setattr(exc, _LOGGED, True)
+            if scope.get("type") in ("http", "websocket"):
+                _log_once(exc)
             raise
+
+
+def _log_once(exc: Exception) -> None:
+    """Log an exception escaping the app, once however many layers see it, while its span is current."""
+    if not getattr(exc, _LOGGED, False):
+        _install_filter()
+        _log.error("Exception in ASGI application", exc_info=exc)
+        with contextlib.suppress(Exception):  # an exception with __slots__: uvicorn's copy stays
+            setattr(exc, _LOGGED, True)
 
 
 class ObskitASGIMiddleware:
@@ -174,24 +180,26 @@ class ObskitASGIMiddleware:
         if self._excluded(scope):
             await self._errors(scope, receive, send)
             return
-        if kind == "http":
-            scope[_REQUEST] = request = ServerRequest(str(scope.get("method", "")),
-                                                      str(scope.get("scheme", "http")),
-                                                      scope.get("http_version"))
-            token = request.enter()
-            try:
-                if self._lean:
-                    await self._traced(scope, receive, send, request)
-                else:
-                    await self._otel(scope, receive, send)
-            finally:
-                request.leave(token)
-                request.finish()  # already done inside the span, unless the span was never started
-        else:
+        if kind != "http":
             await self._otel(scope, receive, send)
+            return
+        request = ServerRequest(str(scope.get("method", "")), str(scope.get("scheme", "http")),
+                                scope.get("http_version"))
+        scope[_REQUEST] = request
+        token = request.enter()
+        try:
+            if self._lean:
+                await self._traced(scope, receive, send, request)
+            else:
+                await self._otel(scope, receive, send)
+        finally:
+            request.leave(token)
+            request.finish()  # already done inside the span, unless the span was never started
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send, request: ServerRequest) -> None:
-        """One request in one pass: the span, its attributes and its outcome (see ``_server_span``).
+        """One request in one pass, in one coroutine: the span, its attributes, the route, the RED
+        observation (inside the span, so that its exemplar is this trace) and the outcome; an exception
+        escaping the app is logged while the span is current (what ``_InSpan`` does for the contrib path).
 
         The route template is read from what the app's router chose (``scope["route"]``) when the response
         starts, rather than found by matching every route a second time before the app runs; the span,
@@ -199,14 +207,29 @@ class ObskitASGIMiddleware:
         scope[_ROUTING] = (scope.get("app") or self.app, scope.get("path"), scope.get("root_path", ""))
         attrs, parent = _server_span.request_attributes(scope, request.method, None)
         span, token = _server_span.start_server_span(request.span_name, attrs, parent)
+        request.span = span
+
+        async def send_noting_status(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                request.status = int(message["status"])
+                _note_route(scope, request)
+            await send(message)
+
         failure: BaseException | None = None
         try:
-            await self._errors(scope, receive, send)
+            await self.app(scope, receive, send_noting_status)
         except BaseException as exc:
             failure = exc
+            if isinstance(exc, Exception):
+                _log_once(exc)
+            request.failed(exc)
             raise
-        finally:  # the route was noted inside (_InSpan), before the request's metrics
-            _server_span.end_server_span(span, token, request.status, failure)
+        finally:
+            try:
+                _note_route(scope, request)  # an exception before any response: routing has still run
+                request.finish()
+            finally:
+                _server_span.end_server_span(span, token, request.status, failure)
 
     def _excluded(self, scope: Scope) -> bool:
         paths = self._excluded_paths if self._excluded_paths is not None else _http_server.excluded_paths()
