@@ -36,6 +36,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from obskit._logs import _pipeline
+from obskit._traces import _lean
 
 __all__ = [
     "DEFAULT_EXCLUDED_PATHS",
@@ -174,7 +175,7 @@ class ServerRequest:
         span = self.span
         if span is not None and span.is_recording():
             span.update_name(self.span_name)
-            span.set_attribute("http.route", route)
+            _lean.put(span, "http.route", route)
 
     def note_exception(self, exc: BaseException) -> None:
         """An exception the framework caught and turned into an error page: its class is the

@@ -277,7 +277,7 @@ def end_server_span(span: trace.Span, token: object, status: int | None, exc: Ba
     try:
         if span.is_recording():
             if status is not None:
-                span.set_attribute("http.response.status_code", status)
+                _lean.put(span, "http.response.status_code", status)
             if exc is not None:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

@@ -101,8 +101,9 @@ SAMPLERS = {
 }
 PARENTS = ("none", "remote_sampled", "remote_unsampled", "remote_state", "local")
 VALUE = st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**63 - 1))
-ATTRS = st.dictionaries(st.text(min_size=1, max_size=6), VALUE, max_size=5)
-OPS = st.lists(st.sampled_from(["rename", "set", "event", "exception", "error", "link", "ok"]), max_size=6)
+ATTRS = st.dictionaries(st.one_of(st.text(min_size=1, max_size=6), st.just("first")), VALUE, max_size=5)
+OPS = st.lists(st.sampled_from(["rename", "set", "event", "exception", "error", "link", "ok", "put",
+                                "put_first"]), max_size=6)
 
 
 def _parent(kind: str, tracer: Any) -> tuple[otel_context.Context | None, Any]:
@@ -124,6 +125,10 @@ def _apply(span: trace.Span, ops: list[str]) -> None:
             span.update_name(f"GET /items/{{id}}/{i}")
         elif op == "set":
             span.set_attribute(f"k{i}", i)
+        elif op == "put":  # the lean span's own write (set_attribute on any other span)
+            _lean.put(span, f"p{i}", f"v{i}")
+        elif op == "put_first":  # a key set again moves to the end, as in the SDK
+            _lean.put(span, "first", i)
         elif op == "event":
             span.add_event(f"event{i}", {"n": i})
         elif op == "exception":
@@ -176,10 +181,10 @@ def test_lean_span_is_the_sdk_span(sampler: str, parent: str, attrs: dict[str, A
                                    max_events: int | None, max_links: int | None, max_attributes: int | None,
                                    seed: int, recorder: bool, random_ids: bool) -> None:
     """For every stock sampler, parent (none, remote sampled or not, with a trace state, local), attributes
-    and later operations (rename, attributes, events, exceptions, statuses, links) under any limits, with
-    only quiet processors or one of the user's too, ids random or not: the same span context, the same
-    processor calls, and the same exported spans, as the SDK encodes them and as obskit's wire encoder
-    does."""
+    and later operations (rename, attributes set or put, events, exceptions, statuses, links) under any
+    limits, with only quiet processors or one of the user's too, ids random or not: the same span context,
+    the same processor calls, and the same exported spans, as the SDK encodes them and as obskit's wire
+    encoder does."""
     limits = SpanLimits(max_events=max_events, max_links=max_links, max_span_attributes=max_attributes)
     sdk, lean = _both(sampler, parent, attrs, ops, limits, seed, recorder, random_ids)
     assert lean[0] == sdk[0] and lean[1] == sdk[1]
@@ -302,3 +307,14 @@ def test_server_integrations_start_their_spans_on_the_lean_path(obskit_server_sp
     assert done.attributes["http.response.status_code"] == 503
     assert done.attributes["server.address"] == "example" and done.attributes["server.port"] == 8000
     assert done.status.status_code is StatusCode.ERROR
+
+
+@pytest.mark.parametrize("max_attributes", [None, 2])
+def test_put_writes_as_set_attribute_writes(max_attributes: int | None) -> None:
+    """A key put again moves to the end, and a full attribute set drops its oldest, as ``set_attribute``
+    does on the SDK's span (the order is the order on the wire)."""
+    limits = SpanLimits(max_span_attributes=max_attributes)
+    ops = ["put_first", "put", "put_first"]
+    sdk, lean = _both("always_on", "none", {"first": "a", "b": "c"}, ops, limits, 1, False, False)
+    assert [list(s.attributes.items()) for s in lean[2]] == [list(s.attributes.items()) for s in sdk[2]]
+    assert [s.dropped_attributes for s in lean[2]] == [s.dropped_attributes for s in sdk[2]]

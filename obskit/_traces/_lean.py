@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
 
-__all__ = ["LeanSpan", "start_span"]
+__all__ = ["LeanSpan", "put", "start_span"]
 
 _log = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's own logger, for the SDK's own warnings
 _UNSET = Status(StatusCode.UNSET)
@@ -66,6 +66,21 @@ class LeanSpan(SdkSpan):
         if self._links is _NOTHING:
             self._links = BoundedList(self._limits.max_links)
         super()._add_link(link)
+
+    def put(self, key: str, value: str | int) -> None:
+        """``set_attribute`` for a str or int that obskit made (a route, a status): written as the SDK writes
+        it (a key set again moves to the end), without re-checking the value; anything the SDK would warn
+        about or drop for (an ended span, a full attribute set) goes through ``set_attribute``."""
+        with self._lock:
+            if self._end_time is None:
+                held: Any = self._attributes
+                found = held._dict
+                if key in found:
+                    del found[key]
+                if held.maxlen is None or len(found) < held.maxlen:
+                    found[key] = value
+                    return
+        self.set_attribute(key, value)
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -167,3 +182,11 @@ def start_span(tracer: Any, name: str, kind: SpanKind, attributes: dict[str, Any
     if on_start:
         multi.on_start(span, parent_context=context)
     return cast(trace.Span, span)
+
+
+def put(span: trace.Span, key: str, value: str | int) -> None:
+    """``span.set_attribute(key, value)`` for a value obskit made; the lean span's cheaper write."""
+    if type(span) is LeanSpan:
+        span.put(key, value)
+    else:
+        span.set_attribute(key, value)
