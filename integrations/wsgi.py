@@ -84,6 +84,7 @@ class _SpanBody:
             raise
         except BaseException as exc:
             self._failure = exc
+            self._request.failed(exc)
             raise
         finally:
             self.close()
@@ -97,7 +98,10 @@ class _SpanBody:
             if close is not None:
                 close()
         finally:
-            _server_span.end_server_span(self._span, self._token, self._request.status, self._failure)
+            try:
+                self._request.finish()  # inside the span: the bucket's exemplar is this trace
+            finally:
+                _server_span.end_server_span(self._span, self._token, self._request.status, self._failure)
 
 
 class _InSpan:
@@ -190,14 +194,30 @@ class ObskitWSGIMiddleware:
     def _traced(self, environ: WSGIEnvironment, start_response: StartResponse,
                 request: ServerRequest) -> Iterable[bytes]:
         """One request in one pass (see ``_server_span``): the span is current from here until the server
-        closes the response, as OpenTelemetry's middleware keeps it."""
+        closes the response, as OpenTelemetry's middleware keeps it. What ``_InSpan`` and ``_Body`` do for the
+        contrib path (note the status, let framework hooks name the route, record once the body is sent) is
+        done here and in ``_SpanBody``, without their extra call and generator layers."""
         attrs, parent = _server_span.wsgi_request_attributes(environ, request.method)
         span, token = _server_span.start_server_span(request.span_name, attrs, parent)
+        request.span = span
+
+        def start_noting_status(status: str, headers: Any, exc_info: Any = None) -> Any:
+            with contextlib.suppress(ValueError):
+                request.status = int(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        entered = request.enter()
         try:
-            result = self._in_span(environ, start_response)
+            result = self.app(environ, start_noting_status)  # type: ignore[arg-type]
         except BaseException as exc:
-            _server_span.end_server_span(span, token, request.status, exc)
+            try:
+                request.failed(exc)
+                request.finish()
+            finally:
+                _server_span.end_server_span(span, token, request.status, exc)
             raise
+        finally:
+            request.leave(entered)
         return _SpanBody(result, span, token, request)
 
 
