@@ -179,3 +179,39 @@ def test_a_child_calling_os_exit_keeps_its_printed_lines_and_what_it_flushed() -
         assert proc.stdout.count("printed-before-os-exit") == 2  # each line is flushed as it is written
         flushed = [attributes(s.attributes)["flush"] for s in rx.spans() if s.name == "before-os-exit"]
         assert True in flushed
+
+
+FORK_WHILE_LOCKED = textwrap.dedent("""
+    import io, os, threading
+    import obskit
+    from obskit._runtime import _health, _safe
+
+    obskit.init(service_name="locked", log_stream=io.StringIO(), integrations="none", metrics=False)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():  # an export thread counting a failure, and reporting one, at the moment of the fork
+        with _health._lock, _safe._lock:
+            held.set()
+            release.wait()
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        _health.record_export_failure("traces")
+        _safe.report_internal_error("child after fork", RuntimeError("reported"))
+        os._exit(0 if _health.counts().get(("export_failures", "traces")) == 1 else 3)
+    release.set()
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+""")
+
+
+def test_a_fork_while_another_thread_holds_the_runtime_locks_leaves_the_child_working() -> None:
+    """gunicorn --preload forks its workers while obskit's threads run: a child forked while another
+    thread held the self-telemetry or error-report lock still counts and reports (it would hang for good
+    on a lock held by a thread that does not exist in it)."""
+    proc = subprocess.run([sys.executable, "-c", FORK_WHILE_LOCKED], capture_output=True, text=True,
+                          timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"
+    assert "child after fork" in proc.stderr

@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _health, _safe
 from ._safe import report_internal_error
 
 if TYPE_CHECKING:
@@ -190,6 +191,10 @@ def _run_parent() -> None:
 def _run_child() -> None:
     global _lock
     _lock = threading.Lock()
+    # The runtime's own module locks first: the callbacks below report through them, and another thread of
+    # the parent may have held one at the fork (an export thread counting a failure).
+    _safe.new_lock_in_child()
+    _health.new_lock_in_child()
     _run("after_in_child")
 
 

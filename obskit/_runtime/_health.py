@@ -25,6 +25,7 @@ __all__ = [
     "bind",
     "counts",
     "generation",
+    "new_lock_in_child",
     "record_dropped",
     "record_export_failure",
     "reset",
@@ -38,6 +39,12 @@ _totals: dict[tuple[str, str], int] = {}
 _pending: dict[tuple[str, str], int] = {}
 _sink: Sink | None = None
 _generation = 0
+
+
+def new_lock_in_child() -> None:
+    """After a fork (``_fork``): an export thread of the parent may have held the lock at that moment."""
+    global _lock
+    _lock = threading.Lock()
 
 
 def generation() -> int:

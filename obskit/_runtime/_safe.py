@@ -26,6 +26,7 @@ __all__ = [
     "SafeLogger",
     "capture_internal_exceptions",
     "in_telemetry",
+    "new_lock_in_child",
     "report_internal_error",
     "run_bounded",
     "telemetry_section",
@@ -35,6 +36,12 @@ __all__ = [
 _seen: set[str] = set()
 _lock = threading.Lock()
 _local = threading.local()
+
+
+def new_lock_in_child() -> None:
+    """After a fork (``_fork``): a lock another thread held at the fork would stay held in the child."""
+    global _lock
+    _lock = threading.Lock()
 
 
 def report_internal_error(where: str, exc: BaseException) -> None:
