@@ -105,10 +105,10 @@ _SPAN = "_obskit_span"  # the request's span, noted on gunicorn's Response objec
 def _noting_span(start_response: Callable[..., Any]) -> Callable[..., Any]:
     """``Response.start_response``: the app calls it inside the request's span; note that span."""
 
+    from opentelemetry import trace
+
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            from opentelemetry import trace
-
             span = trace.get_current_span()
             if span.get_span_context().is_valid:
                 setattr(self, _SPAN, span)
@@ -121,16 +121,24 @@ def _noting_span(start_response: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_gunicorn: tuple[Any, str] | None = None  # (gunicorn.glogging, the default access format), once imported
+
+
 def _default_format_only(logger: Any) -> bool:
     """Whether ``logger`` writes gunicorn's default access line with gunicorn's own atoms (no format,
     atoms method or atoms wrapper of the user's)."""
-    from gunicorn import glogging
-    from gunicorn.config import AccessLogFormat
+    global _gunicorn
+    if _gunicorn is None:
+        from gunicorn import glogging
+        from gunicorn.config import AccessLogFormat
 
-    return (logger.cfg.access_log_format == AccessLogFormat.default
-            and type(logger).atoms is glogging.Logger.atoms
+        _gunicorn = (glogging, AccessLogFormat.default)
+    glogging, default = _gunicorn
+    cls = type(logger)
+    return (cls.atoms is glogging.Logger.atoms
             and logger.atoms_wrapper_class is glogging.SafeAtoms
-            and isinstance(getattr(type(logger), "access_log_enabled", None), property))
+            and isinstance(getattr(cls, "access_log_enabled", None), property)
+            and logger.cfg.access_log_format == default)
 
 
 def _default_access(logger: Any, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
@@ -157,8 +165,9 @@ def _default_access(logger: Any, resp: Any, req: Any, environ: Any, request_time
         "T": seconds, "D": seconds * 1000000 + micros, "M": seconds * 1000 + int(micros / 1000),
         "L": f"{seconds}.{micros:06d}", "p": f"<{os.getpid()}>",
     }
-    try:
-        logger.access_log.info(logger.cfg.access_log_format, logger.atoms_wrapper_class(atoms))
+    try:  # the default format (_default_format_only): the same string, without reading the config again
+        logger.access_log.info(_gunicorn[1] if _gunicorn else logger.cfg.access_log_format,
+                               logger.atoms_wrapper_class(atoms))
     except Exception:
         import traceback
 
@@ -169,12 +178,12 @@ def _access_in_span(access: Callable[..., Any]) -> Callable[..., Any]:
     """``Logger.access(resp, req, environ, request_time)``: logged under the span ``resp`` noted, through
     :func:`_default_access` when the logger writes gunicorn's default line."""
 
+    from opentelemetry import context, trace
+
     def wrapper(self: Any, resp: Any, *args: Any, **kwargs: Any) -> Any:
         span = getattr(resp, _SPAN, None)
         if span is None:
             return access(self, resp, *args, **kwargs)
-        from opentelemetry import context, trace
-
         token = context.attach(trace.set_span_in_context(span))
         try:
             if len(args) == 3 and not kwargs and _default_format_only(self):
