@@ -215,3 +215,51 @@ def test_a_fork_while_another_thread_holds_the_runtime_locks_leaves_the_child_wo
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0"
     assert "child after fork" in proc.stderr
+
+
+FORK_WHILE_METRICS_LOCKED = textwrap.dedent("""
+    import io, os, threading
+    import obskit
+    from opentelemetry import metrics
+    from obskit._metrics import _instruments
+
+    obskit.init(service_name="locked", log_stream=io.StringIO(), integrations="none")
+    failures = obskit.counter("locked_failures", "f", labels=["signal"])
+    latency = obskit.histogram("locked_latency_seconds", "l")
+    api = metrics.get_meter("t").create_histogram("locked.api.duration", unit="s")
+    failures.inc(signal="traces")
+    latency.observe(0.1)
+    api.record(0.1, {"route": "/a"})
+    child = failures._children[("traces",)]
+    api_child = next(iter(next(iter(_instruments.instruments()[-1]._variants.values()))._metrics.values()))
+    held, release = threading.Event(), threading.Event()
+
+    def hold():  # an export thread counting, and the OTLP push reading, at the moment of the fork
+        with (_instruments._lock, failures._lock, child._value._lock, latency._prom._sum._lock,
+              latency._prom._buckets[0]._lock, api_child._sum._lock):
+            held.set()
+            release.wait()
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        failures.inc(signal="traces")
+        failures.inc(signal="logs")
+        latency.observe(0.001)
+        api.record(0.2, {"route": "/a"})
+        obskit.counter("locked_new", "n").inc()
+        os._exit(0 if child._value.get() == 2 else 3)
+    release.set()
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+""")
+
+
+def test_a_fork_while_another_thread_holds_metric_locks_leaves_the_child_counting() -> None:
+    """A child forked while another thread held a metric's locks (the registry's, an instrument's, a
+    counter value's, a histogram's sum and bucket, an OpenTelemetry API histogram's) counts and records on
+    all of them, and defines new metrics."""
+    proc = subprocess.run([sys.executable, "-c", FORK_WHILE_METRICS_LOCKED], capture_output=True, text=True,
+                          timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", proc.stderr

@@ -9,7 +9,7 @@ from opentelemetry.sdk.resources import Resource
 
 from .._config import Config
 from .._runtime._safe import SafeLogger, report_internal_error
-from . import _instruments, _multiprocess, _otel_api, _self, _threads
+from . import _fork_locks, _instruments, _multiprocess, _otel_api, _self, _threads
 from ._exposition import serve
 from ._instruments import _settings, set_strict_labels
 from ._otlp import Pusher
@@ -71,6 +71,7 @@ def start_metrics(config: Config, resource: Resource) -> MetricsHandle | None:
     _multiprocess.explain_once()
 
     _self.install()
+    _fork_locks.install()
     _otel_api.install()
     _threads.install()
     server = None
