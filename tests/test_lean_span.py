@@ -98,6 +98,10 @@ SAMPLERS = {
     "always_on": ALWAYS_ON, "always_off": ALWAYS_OFF, "parent_on": ParentBased(ALWAYS_ON),
     "parent_off": ParentBased(ALWAYS_OFF), "ratio": TraceIdRatioBased(0.5),
     "parent_ratio": ParentBased(TraceIdRatioBased(0.5)),
+    # remote delegates inverted, local ones not: a delegate swapped in the lean path's own decision shows
+    "parent_inverted": ParentBased(ALWAYS_OFF, remote_parent_sampled=ALWAYS_OFF,
+                                   remote_parent_not_sampled=ALWAYS_ON, local_parent_sampled=ALWAYS_ON,
+                                   local_parent_not_sampled=ALWAYS_OFF),
 }
 PARENTS = ("none", "remote_sampled", "remote_unsampled", "remote_state", "local")
 VALUE = st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**63 - 1))

@@ -30,6 +30,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, Tracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
 
@@ -135,6 +136,25 @@ def _processors(multi: Any) -> tuple[tuple[Any, ...] | None, bool]:
     return _plan[1], _plan[2]
 
 
+def _static_decision(sampler: Any, parent: trace.SpanContext | None) -> tuple[Any, Any] | None:
+    """What the SDK's default sampler (``ParentBased`` over always-on/off delegates) or an always-on/off
+    sampler decides, without its result objects: (decision, trace state), as ``StaticSampler`` returns them
+    (the parent's trace state). None for any other sampler (ask it)."""
+    delegate = sampler
+    if type(sampler) is ParentBased:
+        if parent is None:
+            delegate = sampler._root
+        elif parent.is_remote:
+            delegate = (sampler._remote_parent_sampled if parent.trace_flags.sampled
+                        else sampler._remote_parent_not_sampled)
+        else:
+            delegate = (sampler._local_parent_sampled if parent.trace_flags.sampled
+                        else sampler._local_parent_not_sampled)
+    if type(delegate) is not StaticSampler:
+        return None
+    return delegate._decision, (parent.trace_state if parent is not None else None)
+
+
 def start_span(tracer: Any, name: str, kind: SpanKind, attributes: dict[str, Any],
                context: otel_context.Context | None) -> trace.Span | None:
     """A started span as ``tracer.start_span(name, context, kind, attributes)`` would make it, or None
@@ -156,12 +176,16 @@ def start_span(tracer: Any, name: str, kind: SpanKind, attributes: dict[str, Any
         trace_id = parent.trace_id
         random_id = parent.trace_flags.random_trace_id
     sampler = tracer.sampler
-    result = sampler.should_sample(context, trace_id, name, kind, None, ())
-    if result.attributes:  # a sampler that adds attributes: let the SDK merge them
-        return None
-    decision: Any = result.decision  # the SDK's Decision (its methods are untyped)
+    decided = _static_decision(sampler, parent)
+    if decided is not None:
+        decision, trace_state = decided
+    else:
+        result = sampler.should_sample(context, trace_id, name, kind, None, ())
+        if result.attributes:  # a sampler that adds attributes: let the SDK merge them
+            return None
+        decision, trace_state = result.decision, result.trace_state
     flags = _FLAGS[decision.is_sampled(), bool(random_id)]
-    span_context = trace.SpanContext(trace_id, ids.generate_span_id(), False, flags, result.trace_state)
+    span_context = trace.SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
     record_end_metrics = tracer._tracer_metrics.start_span(parent, decision)
     if not decision.is_recording():
         return trace.NonRecordingSpan(span_context)
