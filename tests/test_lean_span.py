@@ -322,3 +322,16 @@ def test_put_writes_as_set_attribute_writes(max_attributes: int | None) -> None:
     sdk, lean = _both("always_on", "none", {"first": "a", "b": "c"}, ops, limits, 1, False, False)
     assert [list(s.attributes.items()) for s in lean[2]] == [list(s.attributes.items()) for s in sdk[2]]
     assert [s.dropped_attributes for s in lean[2]] == [s.dropped_attributes for s in sdk[2]]
+
+
+def test_a_processor_added_while_the_span_runs_sees_its_end() -> None:
+    """A processor added after the span started (only quiet ones before) gets ``_on_ending`` and
+    ``on_end``, as the SDK's multi-processor gives them."""
+    provider, memory, _ = _provider(ALWAYS_ON, SpanLimits(), 1, recorder=False)
+    span = _lean.start_span(provider.get_tracer("t"), "GET", SpanKind.SERVER, {}, None)
+    assert span is not None
+    rec = _Recorder()
+    provider.add_span_processor(rec)
+    span.end()
+    assert rec.calls == [("_on_ending", "GET", True), ("on_end", "GET", True)]
+    assert [s.name for s in memory.get_finished_spans()] == ["GET"]

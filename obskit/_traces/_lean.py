@@ -93,12 +93,13 @@ class LeanSpan(SdkSpan):
         if self._record_end_metrics:
             self._record_end_metrics()
         processors = self._lean_processors
-        if processors is None:
-            self._span_processor._on_ending(self)
-            self._span_processor.on_end(self)
-        else:
+        multi = self._span_processor
+        if processors is not None and getattr(multi, "_span_processors", None) is processors:
             for processor in processors:
                 processor.on_end(self)
+        else:  # the SDK's own way (a processor added since the start may want _on_ending)
+            multi._on_ending(self)
+            multi.on_end(self)
 
 
 _fields_ok: bool | None = None
