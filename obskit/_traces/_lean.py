@@ -95,7 +95,7 @@ class LeanSpan(SdkSpan):
         processors = self._lean_processors
         multi = self._span_processor
         if processors is not None and getattr(multi, "_span_processors", None) is processors:
-            for processor in processors:
+            for processor in cast(tuple[Any, ...], processors):
                 processor.on_end(self)
         else:  # the SDK's own way (a processor added since the start may want _on_ending)
             multi._on_ending(self)
