@@ -181,28 +181,48 @@ def test_a_child_calling_os_exit_keeps_its_printed_lines_and_what_it_flushed() -
         assert True in flushed
 
 
-FORK_WHILE_LOCKED = textwrap.dedent("""
-    import io, os, threading
+# Forks while another thread holds ``locks`` (as an export thread may at that moment); prints the child's exit
+# code, which is what ``in_child()`` returns (a child that hangs on one of those locks never prints).
+FORK_HOLDING = textwrap.dedent("""
+    import os, threading
+
+    def fork_holding(locks, in_child):
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            for lock in locks:
+                lock.acquire()
+            held.set()
+            release.wait()
+            for lock in locks:
+                lock.release()
+
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            code = 4
+            try:
+                code = in_child()
+            finally:
+                os._exit(code)
+        release.set()
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+""")
+
+FORK_WHILE_LOCKED = FORK_HOLDING + textwrap.dedent("""
+    import io
     import obskit
     from obskit._runtime import _health, _safe
 
     obskit.init(service_name="locked", log_stream=io.StringIO(), integrations="none", metrics=False)
-    held, release = threading.Event(), threading.Event()
 
-    def hold():  # an export thread counting a failure, and reporting one, at the moment of the fork
-        with _health._lock, _safe._lock:
-            held.set()
-            release.wait()
-
-    threading.Thread(target=hold, daemon=True).start()
-    held.wait()
-    pid = os.fork()
-    if pid == 0:
+    def child():  # counting a failure and reporting one, as an export thread was doing at the fork
         _health.record_export_failure("traces")
         _safe.report_internal_error("child after fork", RuntimeError("reported"))
-        os._exit(0 if _health.counts().get(("export_failures", "traces")) == 1 else 3)
-    release.set()
-    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        return 0 if _health.counts().get(("export_failures", "traces")) == 1 else 3
+
+    fork_holding([_health._lock, _safe._lock], child)
 """)
 
 
@@ -217,8 +237,8 @@ def test_a_fork_while_another_thread_holds_the_runtime_locks_leaves_the_child_wo
     assert "child after fork" in proc.stderr
 
 
-FORK_WHILE_METRICS_LOCKED = textwrap.dedent("""
-    import io, os, threading
+FORK_WHILE_METRICS_LOCKED = FORK_HOLDING + textwrap.dedent("""
+    import io
     import obskit
     from opentelemetry import metrics
     from obskit._metrics import _instruments
@@ -232,26 +252,18 @@ FORK_WHILE_METRICS_LOCKED = textwrap.dedent("""
     api.record(0.1, {"route": "/a"})
     child = failures._children[("traces",)]
     api_child = next(iter(next(iter(_instruments.instruments()[-1]._variants.values()))._metrics.values()))
-    held, release = threading.Event(), threading.Event()
 
-    def hold():  # an export thread counting, and the OTLP push reading, at the moment of the fork
-        with (_instruments._lock, failures._lock, child._value._lock, latency._prom._sum._lock,
-              latency._prom._buckets[0]._lock, api_child._sum._lock):
-            held.set()
-            release.wait()
-
-    threading.Thread(target=hold, daemon=True).start()
-    held.wait()
-    pid = os.fork()
-    if pid == 0:
+    def in_child():
         failures.inc(signal="traces")
         failures.inc(signal="logs")
         latency.observe(0.001)
         api.record(0.2, {"route": "/a"})
         obskit.counter("locked_new", "n").inc()
-        os._exit(0 if child._value.get() == 2 else 3)
-    release.set()
-    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        return 0 if child._value.get() == 2 else 3
+
+    # what an export thread counting and the OTLP push reading hold: registry, instrument, value, histogram
+    fork_holding([_instruments._lock, failures._lock, child._value._lock, latency._prom._sum._lock,
+                  latency._prom._buckets[0]._lock, api_child._sum._lock], in_child)
 """)
 
 
