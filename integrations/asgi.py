@@ -97,11 +97,7 @@ class _InSpan:
 
         request.span = trace.get_current_span()
 
-        async def send_noting_status(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                request.status = int(message["status"])
-                _note_route(scope, request)
-            await send(message)
+        send_noting_status = _noting_status(scope, request, send)
 
         try:
             await self._logging_errors(scope, receive, send_noting_status)
@@ -119,6 +115,18 @@ class _InSpan:
             if scope.get("type") in ("http", "websocket"):
                 _log_once(exc)
             raise
+
+
+def _noting_status(scope: Scope, request: ServerRequest, send: Send) -> Send:
+    """``send`` that notes the response's status, and the route routing chose, when the response starts."""
+
+    async def send_noting_status(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            request.status = int(message["status"])
+            _note_route(scope, request)
+        await send(message)
+
+    return send_noting_status
 
 
 def _log_once(exc: Exception) -> None:
@@ -209,11 +217,7 @@ class ObskitASGIMiddleware:
         span, token = _server_span.start_server_span(request.span_name, attrs, parent)
         request.span = span
 
-        async def send_noting_status(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                request.status = int(message["status"])
-                _note_route(scope, request)
-            await send(message)
+        send_noting_status = _noting_status(scope, request, send)
 
         failure: BaseException | None = None
         try:

@@ -64,6 +64,17 @@ class _Body:
             self._request.finish()
 
 
+def _noting_status(request: ServerRequest, start_response: StartResponse) -> Any:
+    """``start_response`` that notes the response's status on ``request`` first."""
+
+    def start_noting_status(status: str, headers: Any, exc_info: Any = None) -> Any:
+        with contextlib.suppress(ValueError):
+            request.status = int(status.split(" ", 1)[0])
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    return start_noting_status
+
+
 class _SpanBody:
     """The response of a request traced in one pass: the app's response is closed and the span ended (and
     no longer current) as soon as the server has iterated it, as OpenTelemetry's middleware does, or when the
@@ -123,10 +134,7 @@ class _InSpan:
                 # OpenTelemetry reads the path only from those; wsgiref and runserver set neither.
                 span.set_attribute("url.path", environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
 
-        def start_noting_status(status: str, headers: Any, exc_info: Any = None) -> Any:
-            with contextlib.suppress(ValueError):
-                request.status = int(status.split(" ", 1)[0])
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+        start_noting_status = _noting_status(request, start_response)
 
         token = request.enter()
         try:
@@ -201,10 +209,7 @@ class ObskitWSGIMiddleware:
         span, token = _server_span.start_server_span(request.span_name, attrs, parent)
         request.span = span
 
-        def start_noting_status(status: str, headers: Any, exc_info: Any = None) -> Any:
-            with contextlib.suppress(ValueError):
-                request.status = int(status.split(" ", 1)[0])
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+        start_noting_status = _noting_status(request, start_response)
 
         entered = request.enter()
         try:
