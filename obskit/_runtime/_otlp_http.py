@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.version import __version__ as _sdk_version
 
 from ._http_transport import StdlibHTTPTransport
-from ._wire import count_points, logs_request, metrics_request, spans_request
+from ._wire import count_points, http_post, http_send, logs_request, metrics_request, spans_request
 
 __all__ = ["OTLP_HTTP_HEADERS", "Compression", "OTLPHTTPLogExporter", "OTLPHTTPMetricExporter",
            "OTLPHTTPSpanExporter", "RequestPayloadTooLargeError"]
@@ -47,7 +47,6 @@ OTLP_HTTP_HEADERS = {"Content-Type": "application/x-protobuf",
                      "User-Agent": f"OTel-OTLP-Exporter-Python/{_sdk_version}"}
 #: The SDK's default ``max_request_size`` (64 MiB, measured before compression).
 DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
-_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
 
 class RequestPayloadTooLargeError(Exception):
@@ -103,37 +102,13 @@ class _OTLPHTTPExporter:
         self._metrics = _exporter_metrics(self._component, self._signal, endpoint)
 
     def _send(self, batch: Sequence[Any], encode: Callable[[Sequence[Any]], bytes], result_type: Any) -> Any:
-        logger = self._logger
-        if self._shutdown:
-            logger.warning("Exporter already shutdown, ignoring batch")
-            return result_type.FAILURE
-        with self._metrics.export_operation(len(batch)) as result:
-            try:
-                data = encode(batch)
-            except Exception as error:
-                logger.error("Failed to encode %s batch: %s", self._what, error)
-                result.error = error
-                return result_type.FAILURE
-            return self._post(data, result, result_type)
+        return http_send(self, batch, encode, self._what, result_type, self._logger,
+                         RequestPayloadTooLargeError)
 
     def _post(self, data: bytes, result: _Outcome, result_type: Any) -> Any:
         """The size limit, then the request; inside the exporter metrics' operation (``result``)."""
-        limit = self._max_request_size
-        if 0 < limit < len(data):
-            self._logger.warning(
-                "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                self._what, len(data), limit)
-            result.error = RequestPayloadTooLargeError(
-                f"Serialized {self._what} request size {len(data)} bytes exceeds max_request_size "
-                f"{limit} bytes.")
-            return result_type.FAILURE
-        sent = self._client.export(data)
-        if not sent.success:
-            result.error = sent.error
-            result.error_attrs = (
-                {_HTTP_RESPONSE_STATUS_CODE: sent.status_code} if sent.status_code is not None else None)
-            return result_type.FAILURE
-        return result_type.SUCCESS
+        return http_post(self, data, self._what, result, result_type, self._logger,
+                         RequestPayloadTooLargeError)
 
     def _close(self) -> None:
         if self._shutdown:

@@ -43,6 +43,8 @@ __all__ = [
     "encode_spans",
     "grpc_exporter_class",
     "http_exporter_class",
+    "http_post",
+    "http_send",
     "logs_request",
     "metrics_request",
     "request_of",
@@ -842,18 +844,15 @@ def metrics_request(data: Any) -> bytes:
 # --- the exporters that send them ---------------------------------------------------------------------------
 
 _HTTP_STATE = ("_shutdown", "_metrics", "_max_request_size", "_client")
+_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"  # the SDK's semconv constant, not imported
 
 
-def _http_export(exporter: Any, batch: Sequence[Any], encode: Callable[[Sequence[Any]], bytes], what: str,
-                 result_type: Any, logger: logging.Logger) -> Any:
+def http_send(exporter: Any, batch: Sequence[Any], encode: Callable[[Sequence[Any]], bytes], what: str,
+              result_type: Any, logger: logging.Logger, too_large: type[Exception]) -> Any:
     """The SDK 1.45 HTTP exporters' ``export``, with the request encoded by ``encode``: shutdown check,
-    its metrics, the size limit, its client, the result mapping and its log lines, unchanged."""
-    from opentelemetry.exporter.otlp.proto.http._common import (
-        RequestPayloadTooLargeError,
-        _is_request_too_large,
-    )
-    from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
-
+    its metrics, the size limit, its client, the result mapping and its log lines, unchanged. Serves the
+    SDK's exporters (the fallback below) and obskit's (``_otlp_http``), which hold the same four fields
+    (``_HTTP_STATE``); ``too_large`` is the error class each reports an oversized request with."""
     if exporter._shutdown:
         logger.warning("Exporter already shutdown, ignoring batch")
         return result_type.FAILURE
@@ -864,28 +863,40 @@ def _http_export(exporter: Any, batch: Sequence[Any], encode: Callable[[Sequence
             logger.error("Failed to encode %s batch: %s", what, error)
             result.error = error
             return result_type.FAILURE
-        if _is_request_too_large(data, exporter._max_request_size):
-            logger.warning("Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                           what, len(data), exporter._max_request_size)
-            result.error = RequestPayloadTooLargeError(
-                f"Serialized {what} request size {len(data)} bytes exceeds max_request_size "
-                f"{exporter._max_request_size} bytes.")
-            return result_type.FAILURE
-        sent = exporter._client.export(data)
-        if not sent.success:
-            result.error = sent.error
-            result.error_attrs = (
-                {HTTP_RESPONSE_STATUS_CODE: sent.status_code} if sent.status_code is not None else None)
-            return result_type.FAILURE
+        return http_post(exporter, data, what, result, result_type, logger, too_large)
+
+
+def http_post(exporter: Any, data: bytes, what: str, result: Any, result_type: Any, logger: logging.Logger,
+              too_large: type[Exception]) -> Any:
+    """The size limit (on the request before compression; 0 or less: none), then the request, inside the
+    exporter metrics' operation (``result``), as :func:`http_send` does it."""
+    limit = exporter._max_request_size
+    if 0 < limit < len(data):
+        logger.warning("Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                       what, len(data), limit)
+        result.error = too_large(
+            f"Serialized {what} request size {len(data)} bytes exceeds max_request_size {limit} bytes.")
+        return result_type.FAILURE
+    sent = exporter._client.export(data)
+    if not sent.success:
+        result.error = sent.error
+        result.error_attrs = (
+            {_HTTP_RESPONSE_STATUS_CODE: sent.status_code} if sent.status_code is not None else None)
+        return result_type.FAILURE
     return result_type.SUCCESS
+
+
+def _http_export(exporter: Any, batch: Sequence[Any], encode: Callable[[Sequence[Any]], bytes], what: str,
+                 result_type: Any, logger: logging.Logger) -> Any:
+    """:func:`http_send` for the SDK's own exporter objects, reporting the SDK's error class."""
+    from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError
+
+    return http_send(exporter, batch, encode, what, result_type, logger, RequestPayloadTooLargeError)
 
 
 def _http_fast_ready() -> bool:
     try:
-        from opentelemetry.exporter.otlp.proto.http._common import (  # noqa: F401
-            RequestPayloadTooLargeError,
-            _is_request_too_large,
-        )
+        from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError  # noqa: F401
     except ImportError:
         return False
     return True
