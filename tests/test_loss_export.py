@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import urllib.request
 from typing import Any
@@ -205,3 +208,46 @@ def test_drops_of_an_earlier_setup_do_not_count_after_reset(fresh: None) -> None
         queue.appendleft("a")
         queue.appendleft("b")  # over the limit of 1: the oldest is evicted and counted
     assert _health.counts().get(("dropped", "traces"), 0) == 1
+
+
+# Notes every module imported on a thread other than the main one, from before obskit is imported to the end;
+# emits a burst (more than one batch, so the export threads send while the app runs), waits for a metric push.
+IMPORTS_OFF_MAIN = textwrap.dedent("""
+    import io, sys, threading, time
+    imported = []
+
+    def hook(event, args):
+        if event == "import" and threading.current_thread() is not threading.main_thread():
+            imported.append(f"{threading.current_thread().name}: {args[0]}")
+
+    sys.addaudithook(hook)
+    import obskit
+    obskit.init(service_name="imports", otlp_endpoint=sys.argv[1], otlp_protocol=sys.argv[2],
+                log_stream=io.StringIO(), integrations="none",
+                env={"OTEL_METRIC_EXPORT_INTERVAL": "200", "OBSKIT_EXPORT_TIMEOUT": "1"})
+    log = obskit.get_logger("burst")
+    count = obskit.counter("burst_items", "Items of the burst")
+    for i in range(1500):
+        with obskit.span("burst", i=i):
+            log.info("burst", i=i)
+            count.inc()
+    time.sleep(1.0)
+    obskit.shutdown(timeout=10)
+    print(sorted(set(imported)))
+    """)
+
+
+@pytest.mark.parametrize("collector", ["up", "down"])
+def test_export_threads_import_nothing(receiver: OTLPReceiver, collector: str) -> None:
+    """Everything the export threads need is imported in init(): an import on a thread that competes with a
+    busy app for the GIL took a second here (the idna codec that socket.getaddrinfo loads on the first
+    connect), while the burst it should have been sending filled the queue and was dropped."""
+    endpoint = receiver.endpoint if collector == "up" else f"http://127.0.0.1:{_closed_port()}"
+    proc = subprocess.run([sys.executable, "-c", IMPORTS_OFF_MAIN, endpoint, protocol_of(receiver)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", proc.stdout
+    if collector == "up":  # the threads did send: spans, log records and pushed metrics all arrived
+        assert sum(1 for s in receiver.spans() if s.name == "burst") == 1500
+        assert sum(1 for r in receiver.log_records() if r.body.string_value == "burst") == 1500
+        assert any(m.name == "burst_items" for m in receiver.metrics())

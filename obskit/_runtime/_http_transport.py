@@ -16,6 +16,7 @@ child (obskit builds new exporters there anyway).
 from __future__ import annotations
 
 import base64
+import codecs
 import http.client
 import os
 import ssl
@@ -75,6 +76,11 @@ class StdlibHTTPTransport(BaseHTTPTransport):
         self._proxy_auth: dict[str, str] = {}
         self._pid = 0
         self._closing = False
+        # The first connect resolves the host; socket.getaddrinfo encodes it with the "idna" codec, whose
+        # module (with stringprep and unicodedata) is imported on first use. On an export thread competing for
+        # the GIL with a busy app, that import took 0.7 s here while the queue filled; in init(), on the
+        # caller's thread, it takes a millisecond.
+        codecs.lookup("idna")
 
     def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                 timeout: float | None = None, data: bytes | None = None) -> BaseHTTPResult:
