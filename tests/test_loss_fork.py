@@ -275,3 +275,37 @@ def test_a_fork_while_another_thread_holds_metric_locks_leaves_the_child_countin
                           timeout=20)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0", proc.stderr
+
+
+FORK_WHILE_MULTIPROCESS_LOCKED = FORK_HOLDING + textwrap.dedent("""
+    import io
+    import obskit
+    from prometheus_client import values
+
+    obskit.init(service_name="locked", log_stream=io.StringIO(), integrations="none")
+    assert values.ValueClass._multiprocess  # OBSKIT_MULTIPROC_DIR: every value lives in the shared files
+    jobs = obskit.counter("locked_jobs", "j")
+    jobs.inc()
+    # the one lock every multiprocess value takes: a variable of the function that made their class
+    inc = values.ValueClass.inc
+    shared = inc.__closure__[inc.__code__.co_freevars.index("lock")].cell_contents
+
+    def in_child():
+        jobs.inc()
+        obskit.counter("locked_new", "n").inc()
+        return 0 if jobs._prom._value.get() == 1 else 3  # the child's own file starts from nothing
+
+    fork_holding([shared], in_child)
+""")
+
+
+def test_a_fork_while_another_thread_holds_the_multiprocess_lock_leaves_the_child_counting(
+        tmp_path: Any) -> None:
+    """In multiprocess mode (gunicorn's workers) prometheus-client guards every value with one lock shared
+    by the whole process: a worker forked while the master's push or export thread held it still counts
+    (it would hang on its first increment, on a request thread)."""
+    env = {**os.environ, "OBSKIT_MULTIPROC_DIR": str(tmp_path / "prom")}
+    proc = subprocess.run([sys.executable, "-c", FORK_WHILE_MULTIPROCESS_LOCKED], capture_output=True,
+                          text=True, timeout=20, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", proc.stderr
