@@ -50,7 +50,10 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
         "bare_rps", "obskit_rps", "contrib_rps", "obskit_ratio", "contrib_ratio", "obskit_served",
         "obskit_delivered", "obskit_delivered_fraction", "contrib_served", "bare_cpu_us", "obskit_cpu_us",
         "contrib_cpu_us", "obskit_cpu_ratio", "obskit_cpu_vs_contrib", "bare_p99_ms", "obskit_p99_ms",
-        "contrib_p99_ms")}),  # contrib may deliver 0
+        "contrib_p99_ms")} | {f"fastapi_contrib_default_{key}" for key in (
+        "rps", "ratio", "cpu_us", "cpu_ratio", "served", "p99_ms")}
+        | {"fastapi_obskit_cpu_vs_contrib_default"}),
+    # contrib may deliver 0
     "bench_startup": ({"rounds": 1, "peers": False}, {f"{side}_{key}" for side in ("obskit", "hand")
                                                       for key in (
         "start_ms", "exit_ms", "export_ms", "after_ms", "teardown_ms", "delivered", "emitted")}

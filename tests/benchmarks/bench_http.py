@@ -13,10 +13,15 @@ package) on loopback, one variant after the other in the same run:
   ``BatchSpanProcessor`` + ``OTLPSpanExporter``, ``MeterProvider`` + ``PeriodicExportingMetricReader`` +
   ``OTLPMetricExporter``, ``LoggingInstrumentor`` for correlated lines, and ``FastAPIInstrumentor`` (FastAPI)
   or contrib's WSGI middleware (Flask: ``opentelemetry-instrumentation-flask`` is built on it and has no
-  release in the series the other contrib packages here are at). Django: ``DjangoInstrumentor().instrument()``
-  before ``get_wsgi_application()`` when ``opentelemetry-instrumentation-django`` is installed and requires
-  the ``opentelemetry-*`` versions installed, else the WSGI middleware around ``application``, as for Flask
-  (:func:`django_instrumentor` decides; the run prints which).
+  release in the series the other contrib packages here are at). For FastAPI the instrumentor's ASGI
+  receive and send spans are left out (``exclude_spans``): one span per request, as obskit makes. Django:
+  ``DjangoInstrumentor().instrument()`` before ``get_wsgi_application()`` when
+  ``opentelemetry-instrumentation-django`` is installed and requires the ``opentelemetry-*`` versions
+  installed, else the WSGI middleware around ``application``, as for Flask (:func:`django_instrumentor`
+  decides; the run prints which);
+- ``contrib_default`` (FastAPI only): the same with ``FastAPIInstrumentor.instrument_app(app)`` as a user
+  writes it, no option: a receive and a send span beside the server span, 3 spans per request (what
+  issue 12's table measured as the raw contrib setup). Flask's and Django's contrib make one span anyway.
 
 Peers, each only when its package is importable (``pip install -e '.[bench]'``; else reported absent), set
 up the way its documentation shows for the framework and pointed at a loopback receiver, so it really sends:
@@ -50,7 +55,7 @@ contrib's alike).
 Beside each: p99 latency (``wrk --latency``), and for the peers obskit's CPU per request over theirs.
 Run: ``python tests/benchmarks/bench_http.py [seconds] [connections] [rounds] [--no-peers]``.
 Targets: obskit >= 0.75x bare req/s, and server CPU per request (every process of the server: master and
-workers) <= 0.5x contrib's.
+workers) <= 0.5x contrib's (reported over both FastAPI contrib variants).
 """
 
 from __future__ import annotations
@@ -101,6 +106,14 @@ FASTAPI = {
         setup("bench-fastapi-contrib")
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+        """,
+    "contrib_default": """
+        from fastapi import FastAPI
+        from contrib_setup import setup
+        app = FastAPI()
+        setup("bench-fastapi-contrib_default")
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        FastAPIInstrumentor.instrument_app(app)
         """,
     "logfire": """
         from fastapi import FastAPI
@@ -500,6 +513,10 @@ class SentryReceiver:
 
 
 VARIANTS = ("bare", "obskit", "contrib")
+# FastAPI's instrumentor as a user gets it, with no option: an ASGI receive and a send span beside the server
+# span (3 spans per request), which is what issue 12 measured as "raw contrib"; ``contrib`` leaves them out
+# (exclude_spans), the same one span per request as obskit.
+EXTRA_VARIANTS = {"fastapi": ("contrib_default",)}
 PEERS = ("logfire", "sentry", "ddtrace")
 PEER_MODULES = {"logfire": "logfire", "sentry": "sentry_sdk", "ddtrace": "ddtrace"}
 SENTRY_PROJECT = {"fastapi": 1, "flask": 2, "django": 3}
@@ -605,9 +622,10 @@ def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1, peers: bo
     hits each alike), the ratios to bare, and spans delivered/served summed over the rounds. ``peers``: also
     the installed peers (logfire, sentry, ddtrace); the absent ones have no figures."""
     out: dict[str, float] = {}
-    variants = VARIANTS + tuple(p for p in PEERS if peers and installed(p))
     with OTLPReceiver("http") as rx, SentryReceiver() as sentry:
         for framework in frameworks:
+            variants = (VARIANTS + EXTRA_VARIANTS.get(framework, ())
+                        + tuple(p for p in PEERS if peers and installed(p)))
             runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
             seen = dict.fromkeys(variants, 0.0)
             for r in range(rounds):
@@ -635,8 +653,8 @@ def run(seconds: float = 10.0, connections: int = 32, rounds: int = 1, peers: bo
     return out
 
 
-NAMES = {"obskit": "obskit", "contrib": "OTel contrib", "logfire": "Logfire", "sentry": "sentry-sdk",
-         "ddtrace": "ddtrace"}
+NAMES = {"obskit": "obskit", "contrib": "OTel contrib", "contrib_default": "OTel contrib, 3 spans",
+         "logfire": "Logfire", "sentry": "sentry-sdk", "ddtrace": "ddtrace"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -648,24 +666,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrk -t1 -c{connections} -d{seconds:g}s --latency on loopback; uvicorn 1 worker, gunicorn 2 sync "
           f"workers; medians of {rounds} rounds, variants interleaved")
     print(f"Django contrib: {django_contrib()}")
-    print(f"{'app':<37}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}{'p99 ms':>8}"
+    print(f"{'app':<44}{'req/s':>8}{'x bare':>8}{'CPU us/req':>12}{'x bare':>8}{'p99 ms':>8}"
           "   delivered/served")
     for framework in FRAMEWORKS:
         label = LABELS[framework]
-        print(f"{label + ', bare':<37}{r[f'{framework}_bare_rps']:>8.0f}{1.0:>8.2f}"
+        print(f"{label + ', bare':<44}{r[f'{framework}_bare_rps']:>8.0f}{1.0:>8.2f}"
               f"{r[f'{framework}_bare_cpu_us']:>12.0f}{1.0:>8.2f}{r[f'{framework}_bare_p99_ms']:>8.1f}   -")
         for variant, name in NAMES.items():
             if f"{framework}_{variant}_rps" not in r:
                 continue
             delivered = int(r[f"{framework}_{variant}_delivered"])
             served = int(r[f"{framework}_{variant}_served"])
-            print(f"{label + ', ' + name:<37}{r[f'{framework}_{variant}_rps']:>8.0f}"
+            print(f"{label + ', ' + name:<44}{r[f'{framework}_{variant}_rps']:>8.0f}"
                   f"{r[f'{framework}_{variant}_ratio']:>8.2f}{r[f'{framework}_{variant}_cpu_us']:>12.0f}"
                   f"{r[f'{framework}_{variant}_cpu_ratio']:>8.2f}{r[f'{framework}_{variant}_p99_ms']:>8.1f}"
                   f"   {delivered}/{served} ({r[f'{framework}_{variant}_delivered_fraction']:.0%})")
         print(f"{label}: obskit CPU per request / contrib's: {r[f'{framework}_obskit_cpu_vs_contrib']:.2f}"
-              + "".join(f"; / {NAMES[p]}'s: {r[f'{framework}_obskit_cpu_vs_{p}']:.2f}" for p in PEERS
-                        if f"{framework}_obskit_cpu_vs_{p}" in r))
+              + "".join(f"; / {NAMES[p]}'s: {r[f'{framework}_obskit_cpu_vs_{p}']:.2f}"
+                        for p in ("contrib_default", *PEERS) if f"{framework}_obskit_cpu_vs_{p}" in r))
     print_absent(peers)
     print("Targets: obskit >= 0.75x bare req/s; CPU per request <= 0.5x contrib's")
     return 0
