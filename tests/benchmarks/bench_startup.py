@@ -4,7 +4,7 @@ Each variant is a fresh Python process (a short script) started from here, the v
 after round (the order rotated each round), with a loopback OTLP/HTTP receiver up. The child prints
 ``time.monotonic()`` (one clock for every process on Linux) when its set-up returns, after its last
 statement, and from the last ``atexit`` handler to run; this process takes the clock before starting it and
-when it has been reaped:
+when it has been reaped (a blocking wait: ``Popen.wait(timeout)`` polls, sleeping up to 50 ms in between):
 
 - ``start``: from the spawn to the end of the set-up: interpreter, imports and init;
 - ``exit``: from the last statement to the process's end, minus nothing: flushing what is queued, the
@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,15 @@ def _once(variant: str, rx: TimedReceiver, sentry: SentryReceiver) -> dict[str, 
         spawned = time.monotonic()
         proc = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp, stdout=output,
                                 stderr=subprocess.STDOUT)
-        proc.wait(120)
-        ended = time.monotonic()
+        # A blocking wait, with a timer as the time limit: Popen.wait(timeout) polls, sleeping up to 50 ms
+        # between polls, and that sleep would be counted as the child's exit.
+        watchdog = threading.Timer(120, proc.kill)
+        watchdog.start()
+        try:
+            proc.wait()
+        finally:
+            ended = time.monotonic()
+            watchdog.cancel()
         output.seek(0)
         out = output.read().decode(errors="replace")
     marks = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
