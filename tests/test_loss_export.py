@@ -7,11 +7,13 @@ exporter.
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -251,3 +253,33 @@ def test_export_threads_import_nothing(receiver: OTLPReceiver, collector: str) -
         assert sum(1 for s in receiver.spans() if s.name == "burst") == 1500
         assert sum(1 for r in receiver.log_records() if r.body.string_value == "burst") == 1500
         assert any(m.name == "burst_items" for m in receiver.metrics())
+
+
+def test_an_export_outliving_its_shutdown_logs_nothing_into_the_next_setup(fresh: None) -> None:
+    """shutdown() gives up on a hung collector and leaves its export running; when that export fails later,
+    its exporter's lines belong to the setup that was shut down: none lands in the one started since (under
+    pytest, a test's capture got an earlier test's "Failed to export spans batch" this way)."""
+    seen: list[str] = []
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name.startswith("opentelemetry"):
+                seen.append(record.getMessage())
+
+    watch = Watch()
+    with OTLPReceiver("http", mode="hang") as hung:
+        _init(hung.endpoint, "http/protobuf", env={"OBSKIT_EXPORT_TIMEOUT": "1"})
+        with obskit.span("old"):
+            pass
+        obskit.shutdown(timeout=0.3)  # the export hangs: shutdown gives up and its thread carries on
+        logging.getLogger().addHandler(watch)
+        try:
+            with obskit.testing.capture() as cap:
+                deadline = time.monotonic() + 20
+                while not seen and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                lines = cap.logs
+        finally:
+            logging.getLogger().removeHandler(watch)
+    assert seen, "the old export never logged: the test proves nothing"
+    assert not [line for line in lines if str(line.get("logger", "")).startswith("opentelemetry")], lines

@@ -26,7 +26,7 @@ from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 from structlog.dev import ConsoleRenderer, plain_traceback
 from structlog.tracebacks import ExceptionDictTransformer
 
-from .._runtime import _fork
+from .._runtime import _fork, _health
 from .._runtime._redact import Redactor
 from .._runtime._safe import in_telemetry, report_internal_error, utf8_safe
 
@@ -374,6 +374,8 @@ def process(
     access line's ``?token=``, a library's warning quoting a URL with credentials); an exception's text
     only with ``redact_exceptions``, or when it is telemetry's own.
     """
+    if in_telemetry() and _health.stale():  # an export that outlived its setup's shutdown
+        return
     st = STATE
     try:
         redactor = st.redactor

@@ -110,7 +110,8 @@ class _Guard:
 
     def _call(self, fn_name: str, failure: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            with self._gate, telemetry_section(), _unobserved():
+            with (self._gate, telemetry_section(), _unobserved(),
+                  _self_telemetry.working_for(self._generation)):
                 result = getattr(self.inner, fn_name)(*args, **kwargs)
         except Exception as exc:
             report_internal_error(f"{self.signal} exporter", exc)

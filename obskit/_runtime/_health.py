@@ -10,13 +10,15 @@ exporter guard (``_exporters``: the items of an export that failed, and each fai
 
 Each recorder takes the :func:`generation` when it is made and passes it along: a shutdown that gave up
 against a hung collector leaves its export threads running, and what they drop later belongs to that old
-setup, not to the counts of the one started after ``reset()``.
+setup, not to the counts of the one started after ``reset()``; so do the lines they log
+(:func:`working_for`, :func:`stale`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ._safe import report_internal_error
 
@@ -29,6 +31,8 @@ __all__ = [
     "record_dropped",
     "record_export_failure",
     "reset",
+    "stale",
+    "working_for",
 ]
 
 SIGNALS = ("traces", "logs", "metrics")
@@ -50,6 +54,27 @@ def new_lock_in_child() -> None:
 def generation() -> int:
     """The current setup's number: :func:`reset` starts a new one."""
     return _generation
+
+
+_working = threading.local()
+
+
+@contextlib.contextmanager
+def working_for(gen: int) -> Iterator[None]:
+    """Mark this thread as doing the work of setup ``gen`` (an exporter's call) for the block."""
+    previous = getattr(_working, "gen", None)
+    _working.gen = gen
+    try:
+        yield
+    finally:
+        _working.gen = previous
+
+
+def stale() -> bool:
+    """Whether this thread works for a setup that :func:`reset` has ended: an export that outlived its
+    shutdown, whose log lines must not land in the setup started since."""
+    gen = getattr(_working, "gen", None)
+    return gen is not None and gen != _generation
 
 
 def bind(sink: Sink | None) -> None:
