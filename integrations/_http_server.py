@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -126,6 +126,37 @@ def _meter_instruments() -> tuple[Any, Any]:
     return _instruments
 
 
+_api_type: list[type] = []  # obskit's ApiInstrument, once one is seen (imported with it, not before)
+
+
+def _api_instrument(instrument: Any) -> Any:
+    """obskit's own ``ApiInstrument`` behind an API instrument (directly, or through the API's proxy made
+    before ``init()``), whose series can be looked up by the caller's key; None for any other
+    MeterProvider's. (Not imported here: prometheus-client must not be imported before ``init()``.)"""
+    inner = getattr(instrument, "_inst", None)
+    if inner is None:
+        inner = getattr(getattr(instrument, "_real_instrument", None), "_inst", None)
+        if inner is None:
+            return None
+    if not _api_type:
+        from obskit._metrics._otel_api import ApiInstrument
+
+        _api_type.append(ApiInstrument)
+    return inner if type(inner) is _api_type[0] else None
+
+
+_span_reader: list[Callable[[], Any]] = []
+
+
+def _current_span() -> Any:
+    """The current span (None or the invalid span outside one): the exemplar module's cheaper read."""
+    if not _span_reader:
+        from obskit._metrics import _exemplar
+
+        _span_reader.append(_exemplar.current_span)
+    return _span_reader[0]()
+
+
 def _method(raw: str) -> str:
     method = raw.upper()
     return method if method in _KNOWN_METHODS else "_OTHER"  # any other verb would be a new series
@@ -138,7 +169,7 @@ _current: contextvars.ContextVar[ServerRequest | None] = contextvars.ContextVar(
 class ServerRequest:
     """One HTTP request a server integration traces: what its span is named and what its RED series say."""
 
-    __slots__ = ("_active_attrs", "_done", "error_type", "method", "protocol", "route", "scheme", "span",
+    __slots__ = ("_active", "_done", "error_type", "method", "protocol", "route", "scheme", "span",
                  "start", "status")
 
     def __init__(self, method: str, scheme: str, protocol: str | None = None) -> None:
@@ -151,8 +182,18 @@ class ServerRequest:
         self.error_type: str | None = None
         self.span: Any = None
         self._done = False
-        self._active_attrs = {"http.request.method": self.method, "url.scheme": scheme}
-        _meter_instruments()[1].add(1, self._active_attrs)
+        active = _meter_instruments()[1]
+        inst = _api_instrument(active)
+        if inst is not None:
+            self._active = inst.keyed((self.method, scheme), self._active_attributes)
+            if self._active is not None:
+                inst.add_to(self._active, 1)
+        else:
+            self._active = None
+            active.add(1, self._active_attributes())
+
+    def _active_attributes(self) -> dict[str, Any]:
+        return {"http.request.method": self.method, "url.scheme": self.scheme}
 
     def enter(self) -> contextvars.Token[ServerRequest | None]:
         """Make this the request framework hooks (:func:`set_route`) talk to."""
@@ -200,6 +241,33 @@ class ServerRequest:
         if self._done:
             return
         self._done = True
+        elapsed = max(time.perf_counter() - self.start, 0.0)
+        duration, active = _meter_instruments()
+        span = self.span
+        token = None
+        if span is not None and _current_span() is not span:  # a response closed after its span
+            token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            inst = _api_instrument(duration)
+            if inst is not None:  # obskit's own histogram: the series by this request's values, cached
+                series = inst.keyed((self.method, self.scheme, self.protocol, self.route, self.status,
+                                     self.error_type), self._attributes)
+                if series is not None:
+                    inst.record_in(series, elapsed)
+            else:
+                duration.record(elapsed, self._attributes())
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        inst = _api_instrument(active)
+        if inst is not None:
+            if self._active is not None:
+                inst.add_to(self._active, -1)
+        else:
+            active.add(-1, self._active_attributes())
+
+    def _attributes(self) -> dict[str, Any]:
+        """The duration's attributes; the values :meth:`finish` keys its series by decide them all."""
         attrs: dict[str, Any] = {"http.request.method": self.method, "url.scheme": self.scheme}
         if self.protocol:
             attrs["network.protocol.version"] = self.protocol
@@ -211,18 +279,7 @@ class ServerRequest:
             attrs["error.type"] = self.error_type
         elif self.status is None or self.status >= 500:
             attrs["error.type"] = str(self.status) if self.status is not None else "incomplete_response"
-        duration, active = _meter_instruments()
-        elapsed = max(time.perf_counter() - self.start, 0.0)
-        span = self.span
-        token = None
-        if span is not None and trace.get_current_span() is not span:  # a response closed after its span
-            token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            duration.record(elapsed, attrs)
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-        active.add(-1, self._active_attrs)
+        return attrs
 
 
 def current() -> ServerRequest | None:

@@ -226,6 +226,50 @@ def test_wsgi_route_reported_by_a_framework_hook_names_span_and_series() -> None
     assert count(found, http_route="/orders/<int:order_id>") == 1
 
 
+def test_each_request_counts_under_its_own_values_when_they_alternate() -> None:
+    """The series a request records into is cached by its values (method, route, status, error type),
+    so requests whose values alternate on one route must each land in their own series, and the active
+    requests gauge must come back to zero for every method."""
+    from obskit.integrations.wsgi import ObskitWSGIMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        if path.startswith("/routed"):
+            _http_server.set_route("/routed/<n>")
+        if path.endswith("/raise"):
+            raise KeyError("x")
+        status = "503 Busy" if path.endswith("/busy") else "200 OK"
+        start_response(status, [])
+        return [b"ok"]
+
+    def call(port: int, method: str, path: str) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                resp.read()
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    calls = [("GET", "/routed/1"), ("GET", "/routed/busy"), ("POST", "/routed/2"), ("GET", "/routed/raise"),
+             ("GET", "/plain"), ("DELETE", "/routed/3")] * 3
+    with capture(), _wsgi_server(ObskitWSGIMiddleware(app)) as port:
+        statuses = [call(port, m, p) for m, p in calls]
+        found = _scrape()
+    assert statuses == [200, 503, 200, 500, 200, 200] * 3
+    route = "/routed/<n>"
+    assert count(found, http_route=route, http_request_method="GET", http_response_status_code="200") == 3
+    assert count(found, http_route=route, http_response_status_code="503", error_type="503") == 3
+    assert count(found, http_route=route, http_request_method="POST", http_response_status_code="200") == 3
+    assert count(found, http_route=route, http_response_status_code="500", error_type="KeyError") == 3
+    assert count(found, http_route=route, http_request_method="DELETE") == 3
+    assert sum(1 for lb in series_labels(found) if "http_route" not in lb) == 1
+    assert count(found) == len(calls)
+    active = [s for s in found if s.name == "http_server_active_requests"]
+    assert {s.labels["http_request_method"] for s in active} == {"GET", "POST", "DELETE"}
+    assert all(s.value == 0 for s in active)
+
+
 def test_nested_middlewares_count_once() -> None:
     """Two obskit WSGI layers (a framework hook plus a manual wrap): one span, one count."""
     from obskit.integrations.wsgi import ObskitWSGIMiddleware

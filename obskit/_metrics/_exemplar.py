@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation import _SPAN_KEY
 from prometheus_client.samples import Exemplar
 
-__all__ = ["current_exemplar", "reset"]
+__all__ = ["current_exemplar", "current_span", "reset"]
 
 _NONE: tuple[Any, Any] = (None, None)
 _last: tuple[Any, Any] = _NONE  # (span, labels or None); replaced as a whole, so readers see a pair
@@ -37,6 +37,8 @@ def _make_getter() -> Any:
 
 
 _current_span = _make_getter()
+#: The current span, or None outside any (read straight from the context variable where it can be).
+current_span = _current_span
 
 
 def current_exemplar(value: float) -> Exemplar | None:

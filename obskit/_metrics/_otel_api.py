@@ -128,6 +128,7 @@ class ApiInstrument:
         self.buckets = buckets
         self._variants: dict[tuple[str, ...], Any] = {}
         self._cache: dict[Any, Any] = {}
+        self._keyed: dict[Any, Any] = {}  # a caller's own key -> series (see keyed())
         self._children = 0
         self._lock = threading.Lock()
         self._exemplars = not _multiprocess.enabled()
@@ -160,6 +161,24 @@ class ApiInstrument:
             return self._child(attributes or {}, key)
         except TypeError:  # an unhashable value (a list): no cache for this call
             return self._child(attributes or {}, None)
+
+    def keyed(self, key: Any, attributes: Callable[[], Mapping[str, Any]]) -> Any:
+        """The series (None: dropped by the label-set limit) for the attributes that ``key`` stands for:
+        a caller that records the same few attribute sets on every request (the HTTP server's RED
+        metrics) keys them by a tuple of its own values, cheaper than the attributes' items; on a miss
+        ``attributes()`` builds them and they are looked up as any recording's."""
+        try:
+            return self._keyed[key]
+        except KeyError:
+            pass
+        try:
+            child = self._lookup(attributes())
+        except Exception as exc:
+            report_internal_error(f"metric {self.exposed_name}", exc)
+            return None
+        if child is not None and len(self._keyed) < 4 * max_label_sets():
+            self._keyed[key] = child
+        return child
 
     def _child(self, attributes: Mapping[str, Any], key: Any) -> Any:
         values = {_sanitize(k): _label_value(v) for k, v in attributes.items()}
@@ -194,8 +213,14 @@ class ApiInstrument:
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
         try:
             child = self._lookup(attributes)
-            if child is None:
-                return
+            if child is not None:
+                self.add_to(child, amount)
+        except Exception as exc:
+            report_internal_error(f"metric {self.exposed_name}", exc)
+
+    def add_to(self, child: Any, amount: float) -> None:
+        """``add`` into a series already looked up (``keyed``)."""
+        try:
             if self.kind == "counter":
                 if not amount >= 0:
                     return  # a counter never goes down; NaN would poison it for good
@@ -220,7 +245,15 @@ class ApiInstrument:
     def record(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
         try:
             child = self._lookup(attributes)
-            if child is None or amount != amount:
+            if child is not None:
+                self.record_in(child, amount)
+        except Exception as exc:
+            report_internal_error(f"metric {self.exposed_name}", exc)
+
+    def record_in(self, child: Any, amount: float) -> None:
+        """``record`` into a histogram series already looked up (``keyed``)."""
+        try:
+            if amount != amount:
                 return
             bucket = child._buckets[bisect_left(child._upper_bounds, amount)]
             child._sum.inc(amount)
@@ -250,6 +283,7 @@ class ApiInstrument:
         with self._lock:
             self._variants.clear()
             self._cache.clear()
+            self._keyed.clear()
             self._children = 0
             self._warned = False
             self._exemplars = not _multiprocess.enabled()
