@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -74,6 +74,23 @@ def _propagation() -> Any:
     return _propagate
 
 
+_fields: list[Any] = [None, None, 0, frozenset()]  # textmap, its propagator list and length, their fields
+
+
+def _propagated_fields() -> frozenset[str]:
+    """The global propagator's header fields, read once per propagator: a ``CompositePropagator`` (the
+    default) builds a new set from its members on every read. A changed global propagator, or members
+    added to a composite's list, are read again."""
+    textmap = (_propagate or _propagation()).get_global_textmap()
+    members = getattr(textmap, "_propagators", None)
+    cached = _fields
+    if cached[0] is textmap and cached[1] is members and (members is None or cached[2] == len(members)):
+        return cast(frozenset[str], cached[3])
+    found = frozenset(textmap.fields)
+    _fields[:] = [textmap, members, len(members) if members is not None else 0, found]
+    return found
+
+
 def _get_tracer() -> trace.Tracer:
     """The global provider's tracer, taken once: obskit's global provider forwards to whichever provider
     ``init()`` installed last, so a later re-initialisation is followed."""
@@ -126,8 +143,7 @@ def request_attributes(scope: Scope, method: str,
         attrs["client.address"] = client[0]
     host: str | None = None
     carrier: dict[str, list[str]] | None = None
-    propagate = _propagate or _propagation()
-    fields = propagate.get_global_textmap().fields
+    fields = _propagated_fields()
     for name, value in scope.get("headers") or ():
         if name == b"host":
             host = _latin1(value)
@@ -147,7 +163,7 @@ def request_attributes(scope: Scope, method: str,
             attrs["server.address"] = server[0]
             if len(server) > 1 and server[1] is not None:
                 attrs["server.port"] = server[1]
-    parent = propagate.extract(carrier, getter=_GETTER) if carrier is not None else None
+    parent = (_propagate or _propagation()).extract(carrier, getter=_GETTER) if carrier is not None else None
     return attrs, parent
 
 
@@ -183,8 +199,7 @@ def wsgi_request_attributes(environ: MutableMapping[str, Any],
     if client:  # client.port: opt-in, as above
         attrs["client.address"] = client
     carrier: dict[str, list[str]] | None = None
-    propagate = _propagate or _propagation()
-    for field in propagate.get_global_textmap().fields:
+    for field in _propagated_fields():
         key = _ENVIRON_FIELDS.get(field)
         if key is None:
             key = _ENVIRON_FIELDS.setdefault(field, "HTTP_" + field.upper().replace("-", "_"))
@@ -193,7 +208,7 @@ def wsgi_request_attributes(environ: MutableMapping[str, Any],
             if carrier is None:
                 carrier = {}
             carrier[field] = [value]
-    parent = propagate.extract(carrier, getter=_GETTER) if carrier is not None else None
+    parent = (_propagate or _propagation()).extract(carrier, getter=_GETTER) if carrier is not None else None
     return attrs, parent
 
 

@@ -20,6 +20,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from obskit.integrations import _http_server
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from red_metrics import OPENMETRICS, Sample, count, exemplar_trace_ids, samples, series_labels
 
@@ -268,6 +270,57 @@ def test_each_request_counts_under_its_own_values_when_they_alternate() -> None:
     active = [s for s in found if s.name == "http_server_active_requests"]
     assert {s.labels["http_request_method"] for s in active} == {"GET", "POST", "DELETE"}
     assert all(s.value == 0 for s in active)
+
+
+def test_server_spans_follow_a_propagator_set_after_the_first_request() -> None:
+    """The propagator's header fields are read once per propagator: a global propagator replaced (or a
+    member added to the composite) after requests were served must be the one the next request's parent
+    is read with."""
+    from obskit.integrations.wsgi import ObskitWSGIMiddleware
+    from opentelemetry import propagate
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    class OwnHeader(TextMapPropagator):
+        """Carries the trace id alone in ``x-own-trace`` (hex)."""
+
+        def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+            values = getter.get(carrier, "x-own-trace") if getter is not None else None
+            if not values:
+                return context if context is not None else otel_context.Context()
+            parent = SpanContext(int(values[0], 16), 0x1234, True, TraceFlags(TraceFlags.SAMPLED))
+            return trace.set_span_in_context(NonRecordingSpan(parent), context)
+
+        def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+            pass
+
+        @property
+        def fields(self) -> set[str]:
+            return {"x-own-trace"}
+
+    def get(port: int, headers: dict[str, str]) -> None:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/x", headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            resp.read()
+
+    own = "0af7651916cd43dd8448eb211c80319c"
+    saved = propagate.get_global_textmap()
+    try:
+        with capture() as cap, _wsgi_server(ObskitWSGIMiddleware(_wsgi_app)) as port:
+            get(port, {"x-own-trace": own})  # the default propagator knows no such header
+            propagate.set_global_textmap(OwnHeader())
+            get(port, {"x-own-trace": own})
+            composite = CompositePropagator([saved])
+            propagate.set_global_textmap(composite)
+            get(port, {"x-own-trace": own})
+            composite._propagators.append(OwnHeader())  # a member added to the composite in use
+            get(port, {"x-own-trace": own})
+            spans = sorted(cap.spans, key=lambda s: s.start_time or 0)
+    finally:
+        propagate.set_global_textmap(saved)
+    continued = [f"{s.context.trace_id:032x}" == own for s in spans]
+    assert continued == [False, True, False, True]
 
 
 def test_nested_middlewares_count_once() -> None:
