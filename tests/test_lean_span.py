@@ -335,3 +335,60 @@ def test_a_processor_added_while_the_span_runs_sees_its_end() -> None:
     span.end()
     assert rec.calls == [("_on_ending", "GET", True), ("on_end", "GET", True)]
     assert [s.name for s in memory.get_finished_spans()] == ["GET"]
+
+
+def test_a_queued_lean_span_holds_few_objects_for_the_garbage_collector() -> None:
+    """Spans wait in the export queue long enough to be promoted to the collector's oldest generation,
+    whose full collections (tens of ms in a web worker) then come the more often the more objects each
+    span holds: a started lean span adds at most 4 tracked objects (itself, its attribute set, its
+    context, its lock), not a dict per object and a lock per attribute set besides."""
+    import gc
+
+    provider, _, _ = _provider(ALWAYS_ON, SpanLimits(), 1, recorder=False)
+    tracer = provider.get_tracer("t")
+    _lean.start_span(tracer, "warm", SpanKind.SERVER, {"a": 1}, None)
+    held = []
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for _ in range(500):
+            held.append(_lean.start_span(tracer, "GET", SpanKind.SERVER, {"method": "GET"}, None))
+        added = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert all(type(s) is _lean.LeanSpan for s in held)
+    assert added <= 4 * len(held) + 10, added / len(held)
+
+
+def test_a_handler_setting_a_span_attribute_while_the_sdk_warns_does_not_deadlock() -> None:
+    """The lean spans' attribute sets share one lock, and the SDK logs its "attributes dict is full" warning
+    while holding it: a logging handler that sets an attribute on another lean span then must not wait for
+    a lock its own thread holds."""
+    import threading
+
+    provider, memory, _ = _provider(ALWAYS_ON, SpanLimits(max_span_attributes=1), 1, recorder=False)
+    tracer = provider.get_tracer("t")
+    full = _lean.start_span(tracer, "full", SpanKind.SERVER, {"a": 1}, None)
+    other = _lean.start_span(tracer, "other", SpanKind.SERVER, {}, None)  # room for one
+    assert full is not None and other is not None
+
+    class Tagging(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            other.set_attribute("warned", record.getMessage()[:20])
+
+    sdk_logger = logging.getLogger("opentelemetry.attributes")
+    handler = Tagging()
+    sdk_logger.addHandler(handler)
+    try:
+        worker = threading.Thread(target=full.set_attribute, args=("c", 2), daemon=True)
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive(), "deadlocked"
+    finally:
+        sdk_logger.removeHandler(handler)
+    full.end()
+    other.end()
+    done = {s.name: s for s in memory.get_finished_spans()}
+    assert done["full"].attributes == {"c": 2} and done["full"].dropped_attributes == 1
+    assert done["other"].attributes is not None and list(done["other"].attributes) == ["warned"]

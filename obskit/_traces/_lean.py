@@ -38,6 +38,10 @@ __all__ = ["LeanSpan", "put", "start_span"]
 
 _log = logging.getLogger("opentelemetry.sdk.trace")  # the SDK's own logger, for the SDK's own warnings
 _UNSET = Status(StatusCode.UNSET)
+# The lock of every lean span's attributes (the SDK's BoundedAttributes takes it around each change): one for
+# all, as a lock is one more object per span for the garbage collector to track. Re-entrant: the SDK logs a
+# warning while holding it (a full attribute set), and a logging handler may set another span's attribute.
+_ATTRIBUTES_LOCK = threading.RLock()
 _NOTHING: tuple[Any, ...] = ()  # events and links until the first is added
 _FLAGS = {(s, r): TraceFlags((TraceFlags.SAMPLED if s else TraceFlags.DEFAULT)
                              | (TraceFlags.RANDOM_TRACE_ID if r else 0))
@@ -190,20 +194,40 @@ def start_span(tracer: Any, name: str, kind: SpanKind, attributes: dict[str, Any
     record_end_metrics = tracer._tracer_metrics.start_span(parent, decision)
     if not decision.is_recording():
         return trace.NonRecordingSpan(span_context)
-    held = BoundedAttributes.__new__(BoundedAttributes)
-    held.__dict__.update(_dict=attributes, maxlen=limits.max_span_attributes, dropped=0, max_value_len=None,
-                         _lock=threading.Lock(), _immutable=False)
+    # Fields assigned one by one, not through __dict__: the instance keeps them inline, without a dict
+    # object of its own (one fewer object for the garbage collector per span and per attribute set).
+    held: Any = BoundedAttributes.__new__(BoundedAttributes)
+    held._dict = attributes
+    held.maxlen = limits.max_span_attributes
+    held.dropped = 0
+    held.max_value_len = None
+    held._lock = _ATTRIBUTES_LOCK
+    held._immutable = False
     multi = tracer.span_processor
     on_end, on_start = _processors(multi)
     span: Any = object.__new__(LeanSpan)  # not the SDK's __init__: the fields are set below
-    span.__dict__.update(
-        _name=name, _context=span_context, _kind=kind, _parent=parent,
-        _instrumentation_info=tracer.instrumentation_info,
-        _instrumentation_scope=tracer._instrumentation_scope,
-        _resource=tracer.resource, _status=_UNSET, _attributes=held, _events=_NOTHING, _links=_NOTHING,
-        _sampler=sampler, _trace_config=None, _record_exception=True, _set_status_on_exception=True,
-        _span_processor=multi, _limits=limits, _lock=threading.Lock(), _record_end_metrics=record_end_metrics,
-        _start_time=time_ns(), _end_time=None, _lean_processors=on_end)
+    span._name = name
+    span._context = span_context
+    span._kind = kind
+    span._instrumentation_info = tracer.instrumentation_info
+    span._instrumentation_scope = tracer._instrumentation_scope
+    span._parent = parent
+    span._end_time = None
+    span._attributes = held
+    span._events = _NOTHING
+    span._links = _NOTHING
+    span._resource = tracer.resource
+    span._status = _UNSET
+    span._sampler = sampler
+    span._trace_config = None
+    span._record_exception = True
+    span._set_status_on_exception = True
+    span._span_processor = multi
+    span._limits = limits
+    span._lock = threading.Lock()
+    span._record_end_metrics = record_end_metrics
+    span._lean_processors = on_end
+    span._start_time = time_ns()
     if on_start:
         multi.on_start(span, parent_context=context)
     return cast(trace.Span, span)
