@@ -182,14 +182,17 @@ class ServerRequest:
         self.error_type: str | None = None
         self.span: Any = None
         self._done = False
+        # obskit's instrument and series the active-requests gauge went up in (None, None: through the
+        # API), kept so that finish() takes it down in the same place without looking it up again
+        self._active: tuple[Any, Any] = (None, None)
         active = _meter_instruments()[1]
         inst = _api_instrument(active)
         if inst is not None:
-            self._active = inst.keyed((self.method, scheme), self._active_attributes)
-            if self._active is not None:
-                inst.add_to(self._active, 1)
+            series = inst.keyed((self.method, scheme), self._active_attributes)
+            if series is not None:
+                inst.add_to(series, 1)
+            self._active = (inst, series)
         else:
-            self._active = None
             active.add(1, self._active_attributes())
 
     def _active_attributes(self) -> dict[str, Any]:
@@ -259,12 +262,11 @@ class ServerRequest:
         finally:
             if token is not None:
                 otel_context.detach(token)
-        inst = _api_instrument(active)
-        if inst is not None:
-            if self._active is not None:
-                inst.add_to(self._active, -1)
-        else:
+        inst, series = self._active
+        if inst is None:
             active.add(-1, self._active_attributes())
+        elif series is not None:
+            inst.add_to(series, -1)
 
     def _attributes(self) -> dict[str, Any]:
         """The duration's attributes; the values :meth:`finish` keys its series by decide them all."""
