@@ -56,7 +56,7 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     # contrib may deliver 0
     "bench_startup": ({"rounds": 1, "peers": False}, {f"{side}_{key}" for side in ("obskit", "hand")
                                                       for key in (
-        "start_ms", "exit_ms", "export_ms", "after_ms", "teardown_ms", "delivered", "emitted")}
+        "start_ms", "exit_ms", "export_ms", "after_ms", "teardown_ms", "atexit_ms", "delivered", "emitted")}
         | {"python_start_ms", "python_exit_ms", "start_vs_hand", "exit_vs_hand"}),
     "bench_memory": ({"seconds": 1, "connections": 4, "peers": False, "top": 3}, {
         f"{side}_{collector}_{key}" for side in ("obskit", "contrib") for collector in ("up", "down")
