@@ -309,3 +309,41 @@ def test_a_fork_while_another_thread_holds_the_multiprocess_lock_leaves_the_chil
                           text=True, timeout=20, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0", proc.stderr
+
+
+FORK_WHILE_SPAN_ATTRIBUTES_LOCKED = FORK_HOLDING + textwrap.dedent("""
+    import io
+    import obskit
+    from obskit._traces import _lean
+    from obskit.integrations import _server_span
+
+    obskit.init(service_name="locked", log_stream=io.StringIO(), integrations="none",
+                env={"OTEL_TRACES_EXPORTER": "none"})
+
+    def server_span(name):
+        span, token = _server_span.start_server_span(name, {"http.request.method": "GET"}, None)
+        assert isinstance(span, _lean.LeanSpan)
+        return span, token
+
+    before, before_token = server_span("GET /before")  # current in the forking thread
+
+    def in_child():
+        before.set_attribute("inherited", 1)  # a span the child inherited
+        span, token = server_span("GET /child")
+        span.set_attribute("made", 1)
+        _server_span.end_server_span(span, token, 200, None)
+        return 0 if before.attributes["inherited"] == 1 and span.attributes["made"] == 1 else 3
+
+    fork_holding([_lean._ATTRIBUTES_LOCK], in_child)
+    _server_span.end_server_span(before, before_token, 200, None)
+""")
+
+
+def test_a_fork_while_another_thread_sets_a_span_attribute_leaves_the_child_tracing() -> None:
+    """Every lean span's attributes share one lock: a child forked while another thread of the parent held
+    it (setting an attribute) still sets attributes, on the spans it inherited and on its own (it would
+    hang on the first, on a request thread of a forked worker)."""
+    proc = subprocess.run([sys.executable, "-c", FORK_WHILE_SPAN_ATTRIBUTES_LOCKED], capture_output=True,
+                          text=True, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", proc.stderr

@@ -22,7 +22,7 @@ from .._runtime._exporters import make_exporter
 from .._runtime._redact import Redactor
 from .._runtime._resource import process_attributes
 from .._runtime._safe import SafeLogger
-from . import _global, _redaction, _span
+from . import _global, _lean, _redaction, _span
 
 __all__ = ["TracingHandle", "forget", "reset", "setup_tracing"]
 
@@ -46,7 +46,9 @@ class TracingHandle:
         _fork.register(self.fork_name, after_in_child=self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
-        """The SDK renews ``service.instance.id`` after a fork; obskit renews ``process.pid`` with it."""
+        """The SDK renews ``service.instance.id`` after a fork; obskit renews ``process.pid`` with it, and
+        frees the lock every lean span's attributes share."""
+        _lean.after_fork_in_child()
         self.provider._update_resource(Resource(process_attributes()))  # type: ignore[attr-defined]
 
     def force_flush(self, timeout: float) -> bool:
