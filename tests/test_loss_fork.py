@@ -347,3 +347,95 @@ def test_a_fork_while_another_thread_sets_a_span_attribute_leaves_the_child_trac
                           text=True, timeout=20)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0", proc.stderr
+
+
+SIGTERM_ON_ANOTHER_THREAD = textwrap.dedent("""
+    import io, multiprocessing, signal, sys, threading, time
+    import obskit
+
+    obskit.init(service_name="relay", otlp_endpoint=sys.argv[1], otlp_protocol="http/protobuf",
+                log_stream=io.StringIO(), integrations="none", metrics=False)
+    fork = multiprocessing.get_context("fork")
+    held, ready = fork.Lock(), fork.Event()
+
+    def child():
+        with obskit.span("before-sigterm"):
+            pass
+        other = threading.Thread(target=threading.Event().wait, daemon=True)
+        other.start()
+
+        def signal_the_other_thread():
+            time.sleep(0.5)  # the main thread waits on the lock by then
+            signal.pthread_kill(other.ident, signal.SIGTERM)  # the kernel may hand it to any thread
+
+        threading.Thread(target=signal_the_other_thread, daemon=True).start()
+        ready.set()
+        held.acquire()  # held by the parent for good, as Pool.terminate() holds its task queue's lock
+
+    held.acquire()
+    process = fork.Process(target=child)
+    process.start()
+    ready.wait(10)
+    process.join(20)
+    print(process.exitcode)
+    if process.exitcode is None:
+        process.kill()
+    obskit.shutdown(timeout=5)
+""")
+
+
+def test_a_child_dies_of_a_sigterm_that_lands_on_another_thread_while_its_main_thread_waits() -> None:
+    """A multiprocessing child whose main thread waits in C (a Pool worker on the lock Pool.terminate()
+    keeps) and whose SIGTERM lands on another thread still flushes and dies of it, instead of living on
+    with the handler never run (terminate() then waited for it forever)."""
+    with OTLPReceiver("http") as rx:
+        proc = subprocess.run([sys.executable, "-c", SIGTERM_ON_ANOTHER_THREAD, rx.endpoint],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip() == "-15", proc.stderr[-3000:]
+        assert [s.name for s in rx.spans()] == ["before-sigterm"]
+
+
+SECOND_SIGTERM_DURING_THE_FLUSH = textwrap.dedent("""
+    import io, multiprocessing, os, signal, sys, time
+    import obskit
+    from obskit._runtime import _fork
+
+    marker = sys.argv[1]
+    obskit.init(service_name="twice", log_stream=io.StringIO(), integrations="none", metrics=False,
+                env={"OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+
+    def slow_flush():
+        time.sleep(1.0)
+        with open(marker, "w") as f:
+            f.write("flushed")
+
+    _fork.register("slow flush", at_child_exit=slow_flush)
+    fork = multiprocessing.get_context("fork")
+    ready = fork.Event()
+
+    def child():
+        ready.set()
+        time.sleep(30)
+
+    process = fork.Process(target=child)
+    process.start()
+    ready.wait(10)
+    time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    time.sleep(0.3)  # the child is flushing
+    os.kill(process.pid, signal.SIGTERM)  # an impatient parent, or the relay's copy of the first
+    process.join(20)
+    print(process.exitcode)
+""")
+
+
+def test_a_second_sigterm_during_the_childs_flush_does_not_cut_it_short(tmp_path: Any) -> None:
+    """SIGTERM in a multiprocessing child flushes, then dies of it: a second SIGTERM while it flushes is
+    ignored (the flush is bounded by the shutdown's timeout), so what the child held still goes out."""
+    marker = tmp_path / "flushed"
+    proc = subprocess.run([sys.executable, "-c", SECOND_SIGTERM_DURING_THE_FLUSH, str(marker)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "-15", proc.stderr[-3000:]
+    assert marker.read_text() == "flushed"

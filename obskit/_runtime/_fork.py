@@ -133,6 +133,7 @@ def _arm_child(_marker: object) -> None:
     multiprocessing.util.Finalize(None, _run_child_exit, exitpriority=_EXIT_PRIORITY)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # the application's own handler stays in charge
         signal.signal(signal.SIGTERM, _terminated)
+        _start_relay()
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -140,13 +141,57 @@ def _terminated(signum: int, _frame: object) -> None:
 
     ``Pool.terminate()`` also tells idle workers to stop, so the signal can land while a worker is already
     flushing on its way out: then the flush in progress (interrupted by this handler, on the same thread)
-    must be left to finish, and the worker exits by itself right after.
+    must be left to finish, and the worker exits by itself right after. Another SIGTERM during this flush
+    (the relay's copy of this one) is ignored; the flush is bounded by the shutdown's timeout.
     """
     if _exiting:
         return
-    signal.signal(signum, signal.SIG_DFL)
-    _run_child_exit()
-    os.kill(os.getpid(), signum)
+    signal.signal(signum, signal.SIG_IGN)
+    try:
+        _run_child_exit()
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _start_relay() -> None:
+    """Pass a SIGTERM that landed on another thread on to the main thread, where its handler runs.
+
+    The kernel hands a process's signal to any thread not blocking it, and Python runs the handler on the
+    main thread only, when that thread next runs bytecode. A ``Pool`` worker's main thread can wait in C
+    for good: ``Pool.terminate()`` takes the task queue's lock for itself and then sends SIGTERM, which
+    kills a waiting worker only if it lands on the main thread. Landing on an export thread, it left the
+    worker alive, and ``terminate()`` waiting for it forever. The wakeup fd is written by whichever thread
+    the signal lands on; a daemon thread reading it sends SIGTERM to the main thread, which interrupts
+    the wait. An application that sets its own wakeup fd (an asyncio loop) keeps it, without the relay.
+    """
+    try:
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        if previous != -1:  # someone else's: theirs stays
+            signal.set_wakeup_fd(previous)
+            os.close(read_end)
+            os.close(write_end)
+            return
+        threading.Thread(target=_relay, args=(read_end, threading.get_ident()), name="obskit-sigterm-relay",
+                         daemon=True).start()
+    except Exception as exc:
+        report_internal_error("relaying SIGTERM to the main thread", exc)
+
+
+def _relay(read_end: int, main: int) -> None:
+    term = int(signal.SIGTERM)
+    while True:
+        try:
+            received = os.read(read_end, 64)
+        except OSError:
+            return
+        if not received:
+            return
+        if term in received and not _exiting:
+            with contextlib.suppress(OSError):
+                signal.pthread_kill(main, term)
 
 
 def unregister(name: str) -> None:
