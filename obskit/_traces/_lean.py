@@ -42,17 +42,6 @@ _UNSET = Status(StatusCode.UNSET)
 # all, as a lock is one more object per span for the garbage collector to track. Re-entrant: the SDK logs a
 # warning while holding it (a full attribute set), and a logging handler may set another span's attribute.
 _ATTRIBUTES_LOCK = threading.RLock()
-
-
-def after_fork_in_child() -> None:
-    """A thread of the parent may have held the shared attributes lock at the fork, which no thread of the
-    child would ever release: reset it in place, so that the spans the child inherited and those it makes
-    find it free (a lock per span only ever stranded the span that other thread was changing)."""
-    reinit = getattr(_ATTRIBUTES_LOCK, "_at_fork_reinit", None)  # what logging and threading use
-    if reinit is not None:
-        reinit()
-    else:  # pragma: no cover - an RLock without it: at least the spans the child makes get a free one
-        globals()["_ATTRIBUTES_LOCK"] = threading.RLock()
 _NOTHING: tuple[Any, ...] = ()  # events and links until the first is added
 _FLAGS = {(s, r): TraceFlags((TraceFlags.SAMPLED if s else TraceFlags.DEFAULT)
                              | (TraceFlags.RANDOM_TRACE_ID if r else 0))
@@ -66,6 +55,17 @@ _SPAN_FIELDS = frozenset({
 _ATTRIBUTE_FIELDS = frozenset({"_dict", "maxlen", "dropped", "max_value_len", "_lock", "_immutable"})
 # Processors whose on_start and _on_ending are the base class's no-ops.
 _QUIET = (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+
+
+def after_fork_in_child() -> None:
+    """A thread of the parent may have held the shared attributes lock at the fork, which no thread of the
+    child would ever release: reset it in place, so that the spans the child inherited and those it makes
+    find it free (a lock per span only ever stranded the span that other thread was changing)."""
+    reinit = getattr(_ATTRIBUTES_LOCK, "_at_fork_reinit", None)  # what logging and threading use
+    if reinit is not None:
+        reinit()
+    else:  # pragma: no cover - an RLock without it: at least the spans the child makes get a free one
+        globals()["_ATTRIBUTES_LOCK"] = threading.RLock()
 
 
 class LeanSpan(SdkSpan):
