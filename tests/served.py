@@ -47,6 +47,19 @@ class Served:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for_lines(self, text: str, count: int, timeout: float = 30) -> None:
+        """Until ``count`` lines of the output contain ``text`` (gunicorn's "Booting worker" per worker).
+
+        gunicorn loses a SIGTERM that reaches a worker it is still booting (the worker runs the master's
+        inherited handler, which only queues the signal, until it installs its own), and the master then
+        waits out its graceful timeout: a test stopping the server waits for every worker first."""
+        deadline = time.monotonic() + timeout
+        while sum(text in line for line in self.output().splitlines()) < count:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"fewer than {count} lines with {text!r}:\n{self.output()}")
+            time.sleep(0.05)
+        time.sleep(0.3)  # the last worker's own signal handlers, installed right after that line
+
     def get(self, path: str, headers: dict[str, str] | None = None) -> str:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
         with urllib.request.urlopen(request, timeout=10) as resp:

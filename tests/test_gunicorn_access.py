@@ -52,6 +52,7 @@ def test_gunicorn_access_line_carries_its_requests_trace(tmp_path: Path, extra: 
     server = Served(cmd, tmp_path, env, port)
     sent = {f"/r{i}": secrets.token_hex(16) for i in range(12)}
     try:
+        server.wait_for_lines("Booting worker", 2)  # a SIGTERM to a worker still booting is lost
         with ThreadPoolExecutor(4) as pool:  # concurrent requests: no line may take another's ids
             list(pool.map(lambda p: server.get(p, {"traceparent": f"00-{sent[p]}-{secrets.token_hex(8)}-01"}),
                           sent))
