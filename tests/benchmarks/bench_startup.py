@@ -16,7 +16,7 @@ when it has been reaped (a blocking wait: ``Popen.wait(timeout)`` polls, sleepin
   passes over everything still alive); ``atexit``: ``exit - teardown``, the stack's own exit work (flushing
   and its ``atexit`` shutdowns, the export included), which is what a stack controls: the teardown grows
   with the objects every imported library holds and, like any pass over the whole heap, with how slow the
-  machine's memory is (here 37-39 ms for obskit on one machine, 79-104 ms on another).
+  machine's memory is (here 37-39 ms for obskit on one machine, 73-104 ms on another).
 
 Between the set-up and the last statement every child does the same work: one span, one log line inside
 it, one counter increment; delivered/emitted counts what reached the receiver (spans and log records for the
